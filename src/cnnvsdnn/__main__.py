@@ -1,0 +1,3 @@
+from cnnvsdnn.cli import main
+
+raise SystemExit(main())

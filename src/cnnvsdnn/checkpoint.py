@@ -1,0 +1,53 @@
+"""Checkpoints: everything a run needs to continue bit for bit, written atomically.
+
+A checkpoint holds the parameters, Adam's moments and step, the batch order (the current
+epoch's permutation, the position in it and the shuffling generator's state), the step, and the
+resolved config. It is written to a temporary name, synced, then renamed over the old one, so a
+crash at any instant leaves either the old or the new checkpoint, never a torn one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cnnvsdnn.errors import CnnvsdnnError
+
+NAME = "checkpoint.npz"
+
+
+def save(run_dir: Path, *, step: int, params, adam_m, adam_v, adam_t: int, order, pos: int,
+         rng_state: dict, config_yaml: str) -> Path:
+    path = Path(run_dir) / NAME
+    tmp = path.with_name(NAME + ".tmp")
+    buf = io.BytesIO()
+    np.savez(buf, step=step, params=params, adam_m=adam_m, adam_v=adam_v, adam_t=adam_t,
+             order=order, pos=pos, rng_state=json.dumps(rng_state), config=config_yaml)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as ex:
+        raise CnnvsdnnError(f"cannot write the checkpoint {path} ({ex.strerror}); "
+                            f"check the disk and the run directory's permissions") from None
+    return path
+
+
+def load(run_dir: Path) -> dict:
+    path = Path(run_dir) / NAME
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ck = {k: z[k] for k in z.files}
+    except Exception as ex:  # a damaged file: say so, never resume from it
+        raise CnnvsdnnError(f"the checkpoint {path} is unreadable ({type(ex).__name__}); "
+                            f"start a new run in another hydra.run.dir") from None
+    return {"step": int(ck["step"]), "params": ck["params"], "adam_m": ck["adam_m"],
+            "adam_v": ck["adam_v"], "adam_t": int(ck["adam_t"]), "order": ck["order"],
+            "pos": int(ck["pos"]), "rng_state": json.loads(str(ck["rng_state"])),
+            "config": str(ck["config"])}

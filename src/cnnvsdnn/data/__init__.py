@@ -1,0 +1,217 @@
+"""Datasets: find or fetch the official files, verify them, decode them to uint8 arrays, cache.
+
+``load_dataset(name)`` is all the training loop needs; ``fetch``, ``verify``, ``list_status``,
+``export`` and ``show`` do the work of the ``cnnvsdnn data`` commands. Where files come from is
+in :mod:`cnnvsdnn.data.sources`, how they are decoded in :mod:`cnnvsdnn.data.readers`, what each
+dataset is in :mod:`cnnvsdnn.data.registry`, the decoded cache in :mod:`cnnvsdnn.data.cache`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnvsdnn.data import cache, sources
+from cnnvsdnn.data.registry import DATASETS, DatasetInfo
+from cnnvsdnn.errors import ConfigError, DataError
+
+__all__ = ["DATASETS", "DatasetInfo", "Dataset", "data_dir", "load_dataset", "dev_split",
+           "fetch", "verify", "list_status", "export", "show", "DataError"]
+
+
+@dataclass
+class Dataset:
+    """A decoded dataset: images uint8 (N,H,W,C), labels uint8 (N,), and where it came from."""
+
+    name: str
+    info: DatasetInfo
+    train_X: np.ndarray
+    train_y: np.ndarray
+    test_X: np.ndarray
+    test_y: np.ndarray
+    source: str
+
+
+def data_dir() -> Path:
+    """The data cache: ``$CNNVSDNN_DATA_DIR``, else ``~/.cache/cnnvsdnn``."""
+    return Path(os.environ.get("CNNVSDNN_DATA_DIR") or "~/.cache/cnnvsdnn").expanduser()
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of "
+                          f"{', '.join(DATASETS)}") from None
+
+
+def _cache_usable(manifest: dict, ddir: Path, info: DatasetInfo, verify: bool) -> bool:
+    """The cache stands for the current raw files: none changed, no new user file appeared,
+    and it was built from checked files if checking is asked for."""
+    if verify and not manifest.get("verified"):
+        return False
+    if not cache.inputs_unchanged(manifest):
+        return False
+    recorded = {p for p, _, _ in manifest.get("inputs", [])}
+    return all(str(p.resolve()) in recorded for p in sources.user_files(ddir, info))
+
+
+def load_dataset(name: str, verify: bool = True, mirror: str | None = None,
+                 progress: bool = True) -> Dataset:
+    """The dataset ``name``, fetched if missing, verified, and cached as ``.npy`` arrays.
+
+    A second call reads the cache (each array checked by sha256; a damaged one is rebuilt,
+    never used). ``verify=False`` accepts files whose checksum differs (user-made copies) with a
+    warning. ``mirror`` is a base URL tried before the official hosts (default
+    ``$CNNVSDNN_MIRROR``). Raises DataError (one line) when no source works or a file is bad.
+    """
+    info = dataset_info(name)
+    ddir = data_dir() / name
+    manifest = cache.read_manifest(ddir)
+    if manifest is not None and _cache_usable(manifest, ddir, info, verify):
+        arrays, why = cache.load(ddir, manifest)
+        if arrays is not None:
+            return Dataset(name, info, **arrays, source=manifest["source"])
+        sources.warn(f"{name}: {why}; decoding the raw files again")
+        cache.clear(ddir)
+    arrays, source, inputs, checked = sources.obtain(info, ddir, verify, mirror, progress)
+    for split in ("train", "test"):
+        X, y = arrays[f"{split}_X"], arrays[f"{split}_y"]
+        if X.shape[1:] != info.shape or X.dtype != np.uint8 or y.shape != (len(X),):
+            raise DataError(f"{name}: decoded {split} images {X.dtype} {X.shape}, expected uint8 "
+                            f"(N,{','.join(map(str, info.shape))}); delete {ddir} and fetch again")
+    try:
+        cache.save(ddir, arrays, source, inputs, verified=checked)
+    except OSError as e:
+        sources.warn(f"{name}: cannot cache the decoded arrays in {ddir} ({e.strerror}); "
+                     "the next load decodes again")
+    return Dataset(name, info, **arrays, source=source)
+
+
+def dev_split(n: int, dev_size: int = 5000, mode: str = "random",
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, dev_idx) of an official training set of ``n`` images, both sorted int64.
+
+    ``random``: the dev set is ``np.random.default_rng(seed).permutation(n)[:dev_size]`` (what the
+    study describes); ``last``: the last ``dev_size`` images in file order (what its code did).
+    """
+    if not 0 <= dev_size < n:
+        raise ConfigError(f"train.dev_size={dev_size} must be at least 0 and less than the {n} "
+                          "training images")
+    if mode == "random":
+        dev = np.sort(np.random.default_rng(seed).permutation(n)[:dev_size])
+    elif mode == "last":
+        dev = np.arange(n - dev_size, n)
+    else:
+        raise ConfigError(f"train.dev_split={mode!r} is not one of random, last")
+    mask = np.ones(n, bool)
+    mask[dev] = False
+    return np.flatnonzero(mask).astype(np.int64), dev.astype(np.int64)
+
+
+def fetch(names, mirror: str | None = None, verify: bool = True) -> dict[str, str]:
+    """Get each dataset into the cache (``cnnvsdnn data fetch``); prints and returns the sources.
+
+    Raises DataError for the first dataset that cannot be had.
+    """
+    from cnnvsdnn.data.display import print_fetched
+
+    out = {}
+    for name in names:
+        ds = load_dataset(name, verify=verify, mirror=mirror, progress=True)
+        out[name] = ds.source
+        print_fetched(ds)
+    return out
+
+
+def verify(names) -> bool:
+    """Check raw files against their published checksums and cached arrays against their
+    sha256 (``cnnvsdnn data verify``); prints one row per file, True if all are good."""
+    from cnnvsdnn.data.display import print_verify
+
+    rows = []
+    for name in names:
+        info = dataset_info(name)
+        ddir = data_dir() / name
+        manifest = cache.read_manifest(ddir)
+        # The user's raw files, and those the cache was built from (e.g. a system copy).
+        raw = {str(p): p for p in sources.user_files(ddir, info)}
+        for path, _, _ in (manifest or {}).get("inputs", []):
+            if Path(path).is_file():
+                raw.setdefault(path, Path(path))
+        for p in raw.values():
+            fname = next(f for f in info.files if p.name in (f, f.removesuffix(".gz")))
+            why = sources.check_file(name, fname, p)
+            rows.append((name, str(p), "ok" if why is None else f"BAD: {why}"))
+        if manifest is None:
+            if not any(r[0] == name for r in rows):
+                rows.append((name, str(ddir), "BAD: not fetched (run cnnvsdnn data fetch)"))
+            continue
+        arrays, why = cache.load(ddir, manifest)
+        rows.append((name, str(cache.cache_dir(ddir)),
+                     f"ok ({manifest['source']})" if arrays is not None else f"BAD: {why}"))
+    print_verify(rows)
+    return all(not r[2].startswith("BAD") for r in rows)
+
+
+def list_status(print_table: bool = True) -> list[dict]:
+    """One row per dataset (``cnnvsdnn data list``): status, source, bytes on disk, directory."""
+    from cnnvsdnn.data.display import print_status
+
+    rows = []
+    for name, info in DATASETS.items():
+        ddir = data_dir() / name
+        manifest = cache.read_manifest(ddir)
+        raw = sources.user_files(ddir, info)
+        size = sum(p.stat().st_size for p in raw) + cache.size_bytes(ddir)
+        if manifest is not None:
+            status, source = "cached", manifest["source"]
+        elif raw:
+            status, source = f"{len(raw)}/{len(info.files)} files, not decoded", ""
+        else:
+            status, source = "missing", ""
+        rows.append({"dataset": name, "status": status, "source": source, "bytes": size,
+                     "dir": str(ddir)})
+    if print_table:
+        print_status(rows)
+    return rows
+
+
+def export(name: str, split: str, out_npz, dev_size: int = 5000, mode: str = "random",
+           seed: int = 0, verify: bool = True) -> Path:
+    """Write one decoded split to ``out_npz``: ``X`` uint8 (N,H,W,C), ``y`` uint8 (N,).
+
+    ``split`` is train, dev or test; train and dev are the official training set split by
+    :func:`dev_split` (``dev_size``, ``mode``, ``seed``: default the 5000 random with seed 0);
+    ``full_train`` is the whole official training set.
+    """
+    if split not in ("train", "dev", "test", "full_train"):
+        raise ConfigError(f"split {split!r} is not one of train, dev, test, full_train")
+    ds = load_dataset(name, verify=verify)
+    if split == "test":
+        X, y = ds.test_X, ds.test_y
+    elif split == "full_train":
+        X, y = ds.train_X, ds.train_y
+    else:
+        tr, dv = dev_split(len(ds.train_y), dev_size, mode, seed)
+        idx = tr if split == "train" else dv
+        X, y = ds.train_X[idx], ds.train_y[idx]
+    out = Path(out_npz)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "wb") as f:
+            np.savez(f, X=X, y=y)
+    except OSError as e:
+        raise ConfigError(f"cannot write {out} ({e.strerror}); choose another path") from None
+    return out
+
+
+def show(name: str, out_png, per_class: int = 8, seed: int = 0, verify: bool = True) -> Path:
+    """A grid of ``per_class`` random training images per class (rows) as PNG, like the
+    study's figures 1-3."""
+    from cnnvsdnn.data.display import image_grid
+
+    return image_grid(load_dataset(name, verify=verify), out_png, per_class, seed)

@@ -1,0 +1,19 @@
+"""The numba training engine.
+
+Conventions:
+
+- images and activations are NHWC float32, (batch, height, width, channels); ``flatten`` keeps
+  that order (H, W, C), as Keras does;
+- conv weights are (filters, channels, K, K) and compute the cross-correlation of SPEC section 3;
+  dense weights are (inputs, outputs); biases are (outputs,);
+- every parameter lives in ``model.params``, one float32 vector, in layer order, weight then bias;
+  ``model.layer_params()`` names the views ("0.conv.w", "0.conv.b", "3.dense.w", ...);
+- ``numpy_ref`` is the plain-NumPy twin of every kernel, used by the tests.
+"""
+
+from .adam import Adam
+from .model import Model, build_model
+from .spec import validate_layers
+from .threads import set_threads
+
+__all__ = ["Adam", "Model", "build_model", "set_threads", "validate_layers"]

@@ -1,0 +1,208 @@
+"""The layer types. Each owns its parameter views and its preallocated work buffers.
+
+A layer's ``workspace(cap, train)`` allocates every buffer it needs for up to ``cap`` samples
+once; ``forward``/``backward`` then only slice them (``[:B]`` keeps C order), so a training step
+allocates no arrays. Dense layers go through BLAS (``np.matmul(..., out=...)``); the rest are
+numba kernels (``kernels.py``).
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from . import kernels as K
+
+# numba thread ids run from 0 to this - 1, whatever set_num_threads later chooses
+_SLOTS = numba.config.NUMBA_NUM_THREADS
+
+
+class Layer:
+    """Parameterless base: identity shapes, no buffers."""
+
+    param_shapes: tuple = ()  # (name, shape) pairs, in storage order ("w" then "b")
+
+    def __init__(self, spec, in_shape, out_shape):
+        self.spec, self.in_shape, self.out_shape = spec, tuple(in_shape), tuple(out_shape)
+        self.p, self.g = {}, {}
+
+    @property
+    def n_params(self):
+        return sum(math.prod(s) for _, s in self.param_shapes)
+
+    def bind(self, params, grads):
+        self.p, self.g = params, grads
+
+    def init(self, rng):
+        pass
+
+    def workspace(self, cap, train):
+        return {}
+
+    def describe(self):
+        return self.spec["type"]
+
+
+class Dense(Layer):
+    def __init__(self, spec, in_shape, out_shape):
+        super().__init__(spec, in_shape, out_shape)
+        self.param_shapes = (("w", (in_shape[0], out_shape[0])), ("b", (out_shape[0],)))
+
+    def init(self, rng):
+        fan_in = self.in_shape[0]
+        w = rng.normal(0.0, math.sqrt(2.0 / fan_in), size=self.p["w"].shape)
+        self.p["w"][...] = w
+        self.p["b"][...] = 0.0
+
+    def workspace(self, cap, train):
+        ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
+        if train:
+            ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
+        return ws
+
+    def forward(self, x, ws, train):
+        z = ws["out"][: x.shape[0]]
+        np.matmul(x, self.p["w"], out=z)
+        np.add(z, self.p["b"], out=z)
+        return z
+
+    def backward(self, x, out, dout, ws, need_dx):
+        np.matmul(x.T, dout, out=self.g["w"])
+        np.sum(dout, axis=0, out=self.g["b"])
+        if not need_dx:
+            return None
+        dx = ws["dx"][: x.shape[0]]
+        np.matmul(dout, self.p["w"].T, out=dx)
+        return dx
+
+    def describe(self):
+        return f"dense {self.in_shape[0]}->{self.out_shape[0]}"
+
+
+class Conv(Layer):
+    def __init__(self, spec, in_shape, out_shape):
+        super().__init__(spec, in_shape, out_shape)
+        self.k, self.z, self.s = spec["kernel"], spec["padding"], spec["stride"]
+        f, c = spec["filters"], in_shape[2]
+        self.param_shapes = (("w", (f, c, self.k, self.k)), ("b", (f,)))
+
+    def init(self, rng):
+        f, c, k, _ = self.p["w"].shape
+        self.p["w"][...] = rng.normal(0.0, math.sqrt(2.0 / (c * k * k)), size=(f, c, k, k))
+        self.p["b"][...] = 0.0
+
+    def workspace(self, cap, train):
+        H, W, C = self.in_shape
+        Ho, Wo, F = self.out_shape
+        Hp, Wp = H + 2 * self.z, W + 2 * self.z
+        plane = Ho * (Wp if self.s == 1 else Wo)  # see kernels.py on the planar layout
+        ws = {
+            "out": np.empty((cap, Ho, Wo, F), np.float32),
+            # zero border is written once here and never touched again
+            "xp": np.zeros((cap if train else _SLOTS, C, Hp * Wp), np.float32),
+            "zp": np.empty((_SLOTS, F, plane), np.float32),
+        }
+        if train:
+            ws["dzp"] = np.zeros((_SLOTS, F, plane), np.float32)  # junk columns stay 0
+            ws["dxp"] = np.empty((_SLOTS, C, Hp * Wp), np.float32)
+            ws["dwp"] = np.empty((cap, F, C, self.k, self.k), np.float32)
+            ws["dbp"] = np.empty((cap, F), np.float32)
+            ws["dx"] = np.empty((cap, H, W, C), np.float32)
+        return ws
+
+    def forward(self, x, ws, train):
+        out = ws["out"][: x.shape[0]]
+        K.conv_fwd(x, self.p["w"], self.p["b"], out, ws["xp"], ws["zp"], self.s, self.z, train)
+        return out
+
+    def backward(self, x, out, dout, ws, need_dx):
+        B = x.shape[0]
+        dwp, dbp = ws["dwp"][:B], ws["dbp"][:B]
+        dx = ws["dx"][:B] if need_dx else ws["dx"][:0]
+        K.conv_bwd(dout, self.p["w"], ws["xp"], ws["dzp"], ws["dxp"], dwp, dbp, dx,
+                   self.s, self.z, need_dx)
+        K.sum_samples(dwp.reshape(B, -1), self.g["w"].reshape(-1))
+        K.sum_samples(dbp, self.g["b"])
+        return dx if need_dx else None
+
+    def describe(self):
+        return (f"conv {self.spec['filters']} filters {self.k}x{self.k} pad {self.z} "
+                f"stride {self.s}")
+
+
+class MaxPool(Layer):
+    def __init__(self, spec, in_shape, out_shape):
+        super().__init__(spec, in_shape, out_shape)
+        self.size, self.s = spec["size"], spec["stride"]
+
+    def workspace(self, cap, train):
+        ws = {"out": np.empty((cap, *self.out_shape), np.float32),
+              "arg": np.empty((cap, *self.out_shape), np.int32)}
+        if train:
+            ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
+        return ws
+
+    def forward(self, x, ws, train):
+        B = x.shape[0]
+        out = ws["out"][:B]
+        K.maxpool_fwd(x, out, ws["arg"][:B], self.size, self.s)
+        return out
+
+    def backward(self, x, out, dout, ws, need_dx):
+        if not need_dx:
+            return None
+        B = x.shape[0]
+        dx = ws["dx"][:B]
+        K.maxpool_bwd(dout, ws["arg"][:B], dx, self.size, self.s)
+        return dx
+
+    def describe(self):
+        return f"maxpool {self.size}x{self.size} stride {self.s}"
+
+
+class Activation(Layer):
+    def __init__(self, spec, in_shape, out_shape):
+        super().__init__(spec, in_shape, out_shape)
+        self.fn, self.alpha = spec["fn"], np.float32(spec["alpha"])
+
+    def workspace(self, cap, train):
+        ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
+        if train:
+            ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
+        return ws
+
+    def forward(self, x, ws, train):
+        out = ws["out"][: x.shape[0]]
+        if self.fn == "relu":
+            K.relu_fwd(x.reshape(-1), out.reshape(-1))
+        else:
+            K.elu_fwd(x.reshape(-1), out.reshape(-1), self.alpha)
+        return out
+
+    def backward(self, x, out, dout, ws, need_dx):
+        if not need_dx:
+            return None
+        dx = ws["dx"][: x.shape[0]]
+        if self.fn == "relu":
+            K.relu_bwd(x.reshape(-1), dout.reshape(-1), dx.reshape(-1))
+        else:
+            K.elu_bwd(x.reshape(-1), out.reshape(-1), dout.reshape(-1), dx.reshape(-1),
+                      self.alpha)
+        return dx
+
+    def describe(self):
+        return self.fn if self.fn == "relu" else f"elu alpha {float(self.alpha):g}"
+
+
+class Flatten(Layer):
+    """A view: (B, H, W, C) -> (B, H*W*C), so the flattened order is H, W, C (as Keras)."""
+
+    def forward(self, x, ws, train):
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, x, out, dout, ws, need_dx):
+        return dout.reshape(x.shape) if need_dx else None
+
+
+TYPES = {"dense": Dense, "conv": Conv, "maxpool": MaxPool, "activation": Activation,
+         "flatten": Flatten}

@@ -1,0 +1,208 @@
+"""The numba engine against its plain-NumPy twin, and the twin against finite differences."""
+
+import numpy as np
+import pytest
+
+from cnnvsdnn.engine import Adam, build_model, numpy_ref, set_threads
+
+CONV3 = {"type": "conv", "filters": 3, "kernel": 3, "padding": 1, "stride": 1}
+RELU = {"type": "activation", "fn": "relu"}
+ELU = {"type": "activation", "fn": "elu"}
+FLAT = {"type": "flatten"}
+
+
+def dense(n):
+    return {"type": "dense", "units": n}
+
+
+HEAD = [FLAT, dense(128), RELU, dense(64), RELU, dense(10)]
+MODELS = {
+    "dnn": [FLAT, dense(128), RELU, dense(128), RELU, dense(64), RELU, dense(10)],
+    "cnn": [CONV3, RELU, *HEAD],
+    "cnn32": [{**CONV3, "filters": 32}, RELU, *HEAD],
+    "cnn_deep": [
+        {"type": "conv", "filters": 5, "kernel": 5, "padding": 2, "stride": 1}, RELU,
+        {"type": "maxpool", "size": 2, "stride": 2},
+        CONV3, RELU,
+        {"type": "maxpool", "size": 2, "stride": 2},
+        *HEAD,
+    ],
+    "cnn_elu": [CONV3, ELU, FLAT, dense(128), ELU, dense(64), ELU, dense(10)],
+    # geometry the shipped models do not use: stride 2 without padding, overlapping pooling,
+    # a conv that needs an input gradient directly after another conv, ELU with alpha != 1
+    "odd": [
+        {"type": "conv", "filters": 4, "kernel": 2, "padding": 0, "stride": 2},
+        {"type": "activation", "fn": "elu", "alpha": 0.5},
+        {"type": "conv", "filters": 2, "kernel": 3, "padding": 2, "stride": 1},
+        {"type": "maxpool", "size": 2, "stride": 1},
+        RELU, FLAT, dense(10),
+    ],
+}
+SHAPES = [(28, 28, 1), (32, 32, 3)]
+
+
+def make(name, shape, batch=4, seed=0):
+    """A model with every parameter (biases too) random, so no ReLU input sits exactly at 0."""
+    model = build_model(MODELS[name], shape, 10, np.random.default_rng(seed), batch_size=batch)
+    rng = np.random.default_rng(seed + 1)
+    for key, p in model.layer_params().items():
+        if key.endswith(".b"):
+            p[...] = rng.normal(0, 0.1, p.shape)
+    x = rng.random((batch, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    return model, x, y
+
+
+def close(a, b, rel=2e-4):
+    """Equal up to float32 rounding, measured against the tensor's scale."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    err = np.max(np.abs(a - b)) if a.size else 0.0
+    assert err <= rel * max(np.max(np.abs(b)), 1e-3), (err, np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["28x28x1", "32x32x3"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_engine_matches_numpy_twin(name, shape):
+    model, x, y = make(name, shape)
+    cost, acc = model.loss_and_grad(x, y)
+    params = model.layer_params()
+    rcost, racc, rgrads, rlogits = numpy_ref.loss_and_grad(MODELS[name], shape, 10, params, x, y)
+    assert cost == pytest.approx(rcost, rel=1e-5)
+    assert acc == racc
+    assert set(rgrads) == set(params)
+    for key, g in model.layer_grads().items():
+        close(g, rgrads[key])
+    probs = model.predict_proba(x, chunk=3)
+    close(probs, np.exp(rlogits) / np.exp(rlogits).sum(1, keepdims=True), rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["28x28x1", "32x32x3"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_numpy_twin_matches_finite_differences(name, shape):
+    model, x, y = make(name, shape, batch=2)
+    params = {k: v.astype(np.float64) for k, v in model.layer_params().items()}
+    _, _, grads, _ = numpy_ref.loss_and_grad(MODELS[name], shape, 10, params, x, y)
+    rng = np.random.default_rng(7)
+    h = 1e-6
+    for key, p in params.items():
+        flat = p.reshape(-1)
+        for i in rng.choice(flat.size, size=min(flat.size, 6), replace=False):
+            old = flat[i]
+            flat[i] = old + h
+            up = numpy_ref.loss_and_grad(MODELS[name], shape, 10, params, x, y)[0]
+            flat[i] = old - h
+            down = numpy_ref.loss_and_grad(MODELS[name], shape, 10, params, x, y)[0]
+            flat[i] = old
+            numeric = (up - down) / (2 * h)
+            assert grads[key].reshape(-1)[i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), key
+
+
+def test_partial_batch_and_repeatability():
+    model, x, y = make("cnn_deep", (32, 32, 3), batch=6)
+    model.loss_and_grad(x, y)
+    full = model.grads.copy()
+    model.loss_and_grad(x[:4], y[:4])
+    part = model.grads.copy()
+    _, _, rgrads, _ = numpy_ref.loss_and_grad(
+        MODELS["cnn_deep"], (32, 32, 3), 10, model.layer_params(), x[:4], y[:4])
+    for key, g in model.layer_grads().items():
+        close(g, rgrads[key])
+    model.loss_and_grad(x, y)
+    assert np.array_equal(model.grads, full)  # same inputs, same bits
+    assert not np.array_equal(part, full)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_give_identical_results(threads):
+    """Per-sample partials summed in order: the thread count does not change a single bit."""
+    import numba
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("machine has fewer cores")
+    model, x, y = make("cnn_deep", (28, 28, 1), batch=16)
+    set_threads(1)
+    model.loss_and_grad(x, y)
+    ref = model.grads.copy()
+    set_threads(threads)
+    try:
+        model.loss_and_grad(x, y)
+        assert np.array_equal(model.grads, ref)
+    finally:
+        set_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_same_seed_same_params_he_init():
+    a = build_model(MODELS["cnn"], (28, 28, 1), 10, np.random.default_rng(3))
+    b = build_model(MODELS["cnn"], (28, 28, 1), 10, np.random.default_rng(3))
+    c = build_model(MODELS["cnn"], (28, 28, 1), 10, np.random.default_rng(4))
+    assert np.array_equal(a.params, b.params) and not np.array_equal(a.params, c.params)
+    p = a.layer_params()
+    assert p["0.conv.w"].shape == (3, 1, 3, 3) and p["3.dense.w"].shape == (2352, 128)
+    assert not p["0.conv.b"].any() and not p["3.dense.b"].any()
+    assert p["3.dense.w"].std() == pytest.approx(np.sqrt(2 / 2352), rel=0.02)
+    assert np.shares_memory(p["3.dense.w"], a.params)
+    assert a.n_params == a.params.size == 30 + 2352 * 128 + 128 + 128 * 64 + 64 + 650
+    flat = c.params.copy()
+    a.load_params(flat)
+    assert np.array_equal(a.layer_params()["5.dense.w"], c.layer_params()["5.dense.w"])
+    assert len(a.summary()) == len(MODELS["cnn"]) + 1
+
+
+def test_gather_and_predict_on_uint8():
+    model = build_model(MODELS["cnn"], (32, 32, 3), 10, np.random.default_rng(0), batch_size=8)
+    X = np.arange(256 * 3 * 32 * 32 // 256 * 5).astype(np.uint8).reshape(5, 32, 32, 3)
+    idx = np.array([4, 0, 4])
+    out = np.empty((3, 32, 32, 3), np.float32)
+    got = model.gather(X, idx, out=out)
+    assert got is out
+    assert np.array_equal(out, (X[idx] / 255).astype(np.float32))  # every uint8 value occurs
+    p8 = model.predict_proba(X, chunk=2)
+    pf = model.predict_proba((X / 255).astype(np.float32), chunk=1000)
+    close(p8, pf, rel=1e-5)
+    assert p8.dtype == np.float32 and np.allclose(p8.sum(1), 1, atol=1e-6)
+
+
+def test_adam_matches_textbook():
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=1000).astype(np.float32)
+    opt = Adam(p.size, lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6)
+    rp, rm, rv = p.astype(np.float64), 0.0, 0.0
+    for t in range(1, 6):
+        g = rng.normal(size=p.size).astype(np.float32)
+        opt.step(p, g)
+        rp, rm, rv = numpy_ref.adam_step(rp, g.astype(np.float64), rm, rv, t, 1e-2, 0.8, 0.99,
+                                         1e-6)
+    assert opt.t == 5
+    np.testing.assert_allclose(p, rp, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(opt.m, rm, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(opt.v, rv, rtol=1e-5, atol=1e-9)
+    other = Adam(p.size, lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6)
+    other.load_state(opt.m, opt.v, opt.t)
+    q = p.copy()
+    opt.step(p, g)
+    other.step(q, g)
+    assert np.array_equal(p, q)
+
+
+def test_training_reduces_loss_on_learnable_data():
+    """Class = brightest of 10 horizontal bands; both study models learn it in 150 steps."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, 10, n)
+    X = rng.integers(0, 120, (n, 20, 20, 1)).astype(np.uint8)
+    for i, c in enumerate(y):
+        X[i, 2 * c:2 * c + 2] += 120
+    for name in ("dnn", "cnn"):
+        model = build_model(MODELS[name], (20, 20, 1), 10, np.random.default_rng(1),
+                            batch_size=32)
+        opt = Adam(model.n_params)
+        xb = np.empty((32, 20, 20, 1), np.float32)
+        costs = []
+        for _ in range(150):
+            idx = rng.integers(0, n, 32)
+            costs.append(model.loss_and_grad(model.gather(X, idx, out=xb), y[idx])[0])
+            opt.step(model.params, model.grads)
+        acc = np.mean(model.predict_proba(X[:500]).argmax(1) == y[:500])
+        assert np.mean(costs[-20:]) < 0.3 * np.mean(costs[:20]), name
+        assert acc > 0.9, name

@@ -1,0 +1,138 @@
+"""Never lose a run: SIGTERM/SIGINT stop cleanly, kill -9 leaves a readable log, and a resumed
+run ends with bit-for-bit the parameters of an uninterrupted one (1 thread)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnvsdnn.runlog import read_log
+from tests.conftest import TINY
+
+STEPS = 800
+# Long enough (a few seconds) to be interrupted at a random moment; checkpoints every 50 steps.
+LONG = [*TINY, f"train.steps={STEPS}", "train.eval_every=100", "train.checkpoint_every=50",
+        "train.batch_size=128", "model=cnn", "progress=false"]
+
+
+def _cmd():
+    exe = Path(sys.executable).with_name("cnnvsdnn")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cnnvsdnn"]
+
+
+def _start(run_dir: Path, env: dict, *extra) -> subprocess.Popen:
+    return subprocess.Popen(_cmd() + ["train", *LONG, *extra, f"hydra.run.dir={run_dir}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_steps(run_dir: Path, proc: subprocess.Popen, at_least: int, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if read_log(run_dir / "log.h5")["train"]["step"].size >= at_least:
+                return
+        except Exception:  # not created yet
+            pass
+        time.sleep(0.02)
+
+
+def _params(run_dir: Path) -> np.ndarray:
+    with np.load(run_dir / "params.npz") as z:
+        return z["params"]
+
+
+def _check_log_complete(run_dir: Path) -> None:
+    log = read_log(run_dir / "log.h5")
+    assert list(log["train"]["step"]) == list(range(1, STEPS + 1))  # no duplicate, none missing
+    assert list(log["dev"]["step"]) == list(range(100, STEPS + 1, 100))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir):
+    env = dict(os.environ, CNNVSDNN_DATA_DIR=str(data_dir))
+    run = tmp_path_factory.mktemp("ref") / "run"
+    res = subprocess.run(_cmd() + ["train", *LONG, f"hydra.run.dir={run}"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return _params(run), run
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_and_resume_is_bit_identical(tmp_path, data_env, reference, sig, code):
+    run = tmp_path / "run"
+    proc = _start(run, data_env)
+    _wait_for_steps(run, proc, 200)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    last = err.strip().splitlines()[-1]
+    assert "train.resume=true" in last and str(run) in last
+    log = read_log(run / "log.h5")
+    stopped = int(log["train"]["step"][-1])
+    assert 200 <= stopped < STEPS and list(log["train"]["step"]) == list(range(1, stopped + 1))
+    assert not (run / "metrics.json").exists()
+
+    other = subprocess.run(_cmd() + ["train", *LONG, "seed=5", "train.resume=true",
+                                     f"hydra.run.dir={run}"],
+                           env=data_env, capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "different config (seed differ)" in other.stderr
+    res = subprocess.run(_cmd() + ["train", *LONG, "train.resume=true", f"hydra.run.dir={run}"],
+                         env=data_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_array_equal(_params(run), reference[0])
+    _check_log_complete(run)
+
+
+def _kill_and_resume(tmp_path, env, reference, rng) -> None:
+    run = tmp_path / f"run{rng.random():.6f}"
+    proc = _start(run, env)
+    _wait_for_steps(run, proc, 1)
+    time.sleep(rng.uniform(0, 1.0))  # a random instant of the run, final writes included
+    proc.kill()
+    proc.wait()
+    if (run / "log.h5").exists():
+        read_log(run / "log.h5")  # always readable
+    if (run / "metrics.json").exists():  # it finished before the kill: nothing to resume
+        np.testing.assert_array_equal(_params(run), reference[0])
+        return
+    res = subprocess.run(_cmd() + ["train", *LONG, "train.resume=true", f"hydra.run.dir={run}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_array_equal(_params(run), reference[0])
+    _check_log_complete(run)
+
+
+def test_kill_9_then_resume_is_bit_identical(tmp_path, data_env, reference):
+    rng = random.Random(1)
+    for _ in range(2):
+        _kill_and_resume(tmp_path, data_env, reference, rng)
+
+
+@pytest.mark.slow
+def test_kill_9_at_ten_random_moments(tmp_path, data_env, reference):
+    rng = random.Random(2)
+    for _ in range(10):
+        _kill_and_resume(tmp_path, data_env, reference, rng)
+
+
+def test_finished_run_is_not_resumed(data_env, reference):
+    res = subprocess.run(_cmd() + ["train", *LONG, "train.resume=true",
+                                   f"hydra.run.dir={reference[1]}"],
+                         env=data_env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "already holds a finished run" in res.stderr
+
+
+def test_resume_without_a_run_is_refused(tmp_path, data_env):
+    res = subprocess.run(_cmd() + ["train", *LONG, "train.resume=true",
+                                   f"hydra.run.dir={tmp_path / 'nothing'}"],
+                         env=data_env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "holds no run to resume" in res.stderr
