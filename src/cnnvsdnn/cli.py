@@ -241,13 +241,21 @@ def _parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_data_list)
     e = dsub.add_parser("export", help="write a decoded split as .npz (X uint8 (N,H,W,C), y)")
     e.add_argument("name", metavar="NAME")
-    e.add_argument("split", choices=["train", "dev", "test"])
+    e.add_argument("split", choices=["train", "dev", "test", "full_train"],
+                   help="train/dev as `cnnvsdnn train` splits them; full_train = the whole "
+                   "official training set")
     e.add_argument("out", metavar="OUT.npz")
-    e.add_argument("--seed", type=int, default=0, help="seed of the random dev split")
+    e.add_argument("--seed", type=int, default=0, help="seed of the random dev split (0)")
+    e.add_argument("--dev-size", type=int, default=5000, help="development images (5000)")
+    e.add_argument("--dev-split", choices=["random", "last"], default="random",
+                   help="random (with --seed) or the last --dev-size in file order")
+    e.add_argument("--no-verify", action="store_true", help="accept user-made copies")
     e.set_defaults(func=_data_export)
     s = dsub.add_parser("show", help="a grid of example images per class (PNG)")
     s.add_argument("name", metavar="NAME")
     s.add_argument("--out", metavar="PNG", help="default: <NAME>_examples.png")
+    s.add_argument("--per-class", type=int, default=8, help="images per class (8)")
+    s.add_argument("--no-verify", action="store_true", help="accept user-made copies")
     s.set_defaults(func=_data_show)
 
     sc = sub.add_parser("score", help="metrics of saved predictions",
@@ -282,14 +290,16 @@ def _data_list(ns) -> int:
 def _data_export(ns) -> int:
     from cnnvsdnn import data
 
-    data.export(ns.name, ns.split, ns.out, seed=ns.seed)
+    data.export(ns.name, ns.split, ns.out, dev_size=ns.dev_size, mode=ns.dev_split,
+                seed=ns.seed, verify=not ns.no_verify)
     return 0
 
 
 def _data_show(ns) -> int:
     from cnnvsdnn import data
 
-    data.show(ns.name, ns.out or f"{ns.name}_examples.png")
+    data.show(ns.name, ns.out or f"{ns.name}_examples.png", per_class=ns.per_class,
+              verify=not ns.no_verify)
     return 0
 
 
