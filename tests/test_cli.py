@@ -97,6 +97,15 @@ def test_bad_config_is_one_line_and_exit_2_before_any_work(tmp_path, data_env, o
     assert not run.exists()  # nothing was created
 
 
+def test_unwritable_output_directory_is_one_line_and_exit_2(tmp_path, data_env):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    res = run_cli(["train", *TINY, f"hydra.run.dir={blocker / 'run'}"], data_env)
+    assert res.returncode == 2 and "cannot write the output directory" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a directory"
+
+
 def test_bad_value_in_a_sweep_fails_before_the_first_job(tmp_path, data_env):
     sweep = tmp_path / "sweep"
     res = run_cli(["train", "-m", *TINY, "model=dnn,foo", f"hydra.sweep.dir={sweep}"], data_env)

@@ -156,13 +156,15 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    out = [o.split("=", 1)[1] for o in overrides if o.startswith(key)]
+    _check_writable(Path(out[-1]) if out else Path("outputs"))
     if not multirun:
         cfg = compose_config(own)
-        run_dir = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
-        if run_dir:
+        if out:
             from cnnvsdnn.train import check_run_dir
 
-            check_run_dir(Path(run_dir[-1]), cfg)
+            check_run_dir(Path(out[-1]), cfg)
         return
     try:
         parsed = OverridesParser.create().parse_overrides(own)
@@ -177,6 +179,17 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
             choices.append([o.input_line])
     for combo in itertools.islice(itertools.product(*choices), _MAX_PRECHECK):
         compose_config(list(combo))
+
+
+def _check_writable(path: Path) -> None:
+    """The output directory (or its nearest existing parent) must be a writable directory."""
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the output directory {path} ({p} is not a writable "
+                          f"directory); choose another with hydra.run.dir=... or "
+                          f"hydra.sweep.dir=...")
 
 
 def _config_error_line(ex: BaseException) -> str:
