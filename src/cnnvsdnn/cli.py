@@ -104,10 +104,12 @@ def _run_task(cfg) -> float:
     """The job Hydra runs (once per sweep point): a thin wrapper around ``train``."""
     from hydra.core.hydra_config import HydraConfig
 
-    from cnnvsdnn.train import train
-
     try:
-        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        if cfg.engine.name == "keras":
+            from cnnvsdnn.keras_engine import train_keras as run
+        else:
+            from cnnvsdnn.train import train as run
+        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except CnnvsdnnError as ex:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -108,7 +108,7 @@ def register_schemas() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
 
 
-ENGINES = ("numba",)
+ENGINES = ("numba", "keras")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -122,6 +122,10 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; choose one of {', '.join(ENGINES)}")
+    if cfg.engine.name == "keras":  # cheap: no TensorFlow import
+        from cnnvsdnn.keras_engine import check_config
+
+        check_config(cfg)
     t, o = cfg.train, cfg.optimizer
     positive = {
         "train.steps": t.steps,

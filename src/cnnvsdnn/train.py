@@ -11,6 +11,7 @@ import math
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -91,47 +92,25 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy."""
-    from cnnvsdnn.config import validate
-    from cnnvsdnn.data import dev_split, load_dataset
     from cnnvsdnn.engine import Adam, build_model, set_threads
-    from cnnvsdnn.metrics import split_metrics
-    from cnnvsdnn.plots import plot_training
-    from cnnvsdnn.runlog import RunLog, read_log
+    from cnnvsdnn.runlog import RunLog
 
     started = time.perf_counter()
-    validate(cfg)
-    t = cfg.train
+    config_yaml = prepare_run_dir(cfg, run_dir)
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, cfg)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as ex:
-        raise ConfigError(f"cannot create the run directory {run_dir} ({ex.strerror}); "
-                          f"choose a writable hydra.run.dir") from None
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    t = cfg.train
     # killed before its first checkpoint: a resume starts again from step 0 in the same directory
     resumable = t.resume and (run_dir / checkpoint.NAME).exists()
     ckpt = checkpoint.load(run_dir) if resumable else None
-    (run_dir / CONFIG).write_text(config_yaml)
     set_threads(cfg.engine.threads)
-
-    # --- data: the official training set split into train/dev by the seed
-    ds = load_dataset(cfg.dataset.name, verify=cfg.data.verify, mirror=cfg.data.mirror,
-                      progress=cfg.progress)
-    n_all = ds.train_y.size
-    if t.dev_size >= n_all or t.batch_size > n_all - t.dev_size:
-        raise ConfigError(f"train.dev_size={t.dev_size} and train.batch_size={t.batch_size} do "
-                          f"not fit the {n_all} training images of {cfg.dataset.name}")
-    mode = t.dev_split.value if hasattr(t.dev_split, "value") else str(t.dev_split)
-    train_idx, dev_idx = dev_split(n_all, t.dev_size, mode=mode, seed=cfg.seed)
-    X_train, y_train = ds.train_X[train_idx], ds.train_y[train_idx].astype(np.int64)
-    X_dev, y_dev = ds.train_X[dev_idx], ds.train_y[dev_idx].astype(np.int64)
-    X_test, y_test = ds.test_X, ds.test_y.astype(np.int64)
+    data = load_splits(cfg)
+    info = data.info
+    X_train, y_train = data.train
 
     # --- model and optimiser; independent random streams for init and batch order
     init_seq, order_seq = np.random.SeedSequence(cfg.seed).spawn(2)
     layers = OmegaConf.to_container(cfg.model.layers, resolve=True)
-    model = build_model(layers, input_shape=tuple(ds.info.shape), n_classes=ds.info.n_classes,
+    model = build_model(layers, input_shape=tuple(info.shape), n_classes=info.n_classes,
                         rng=np.random.default_rng(init_seq), batch_size=t.batch_size)
     o = cfg.optimizer
     opt = Adam(model.n_params, lr=o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
@@ -151,7 +130,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
 
     # --- the loop: every step a batch cost/accuracy; every eval_every steps the dev set
     title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
-    xb = np.empty((t.batch_size, *ds.info.shape), dtype=np.float32)
+    xb = np.empty((t.batch_size, *info.shape), dtype=np.float32)
     buf = np.zeros((3, t.eval_every))  # step, cost, accuracy; flushed to the log every eval
     nbuf = 0
     dev_acc = float("nan")
@@ -179,6 +158,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                     f"the usual cause is a learning rate too high (optimizer.lr={o.lr}), try a "
                     f"smaller one. The log and the last checkpoint stay in {run_dir}")
             if step % t.eval_every == 0:
+                X_dev, y_dev = data.dev
                 p_dev = model.predict_proba(X_dev, chunk=t.eval_chunk)
                 dev_acc = float(np.mean(p_dev.argmax(1) == y_dev))
                 log.append_dev(step, cross_entropy(p_dev, y_dev), dev_acc)
@@ -195,25 +175,87 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                     stop.signum)
     loop_seconds = time.perf_counter() - loop_started
 
-    # --- the result: final parameters, metrics on the three splits, files
+    # --- the result: the final parameters and their metrics on the three splits
+    def predict(X):
+        return model.predict_proba(X, chunk=t.eval_chunk)
+
+    return finish_run(cfg, run_dir, data, title, predict, model.params, model.layer_params(),
+                      steps=t.steps, started=started, loop_seconds=loop_seconds)
+
+
+class Splits(NamedTuple):
+    """A dataset's three splits as ``(X uint8 (N,H,W,C), y int64 (N,))`` and its info."""
+
+    info: object
+    train: tuple
+    dev: tuple
+    test: tuple
+
+
+def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
+    """Validate, refuse a directory holding another run, create it, write ``config.yaml``.
+    Returns the resolved config as YAML (it goes into the log and the checkpoints)."""
+    from cnnvsdnn.config import validate
+
+    validate(cfg)
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, cfg)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise ConfigError(f"cannot create the run directory {run_dir} ({ex.strerror}); "
+                          f"choose a writable hydra.run.dir") from None
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    (run_dir / CONFIG).write_text(config_yaml)
+    return config_yaml
+
+
+def load_splits(cfg: DictConfig) -> Splits:
+    """The official training set split into train and dev (SPEC section 2), and the test set."""
+    from cnnvsdnn.data import dev_split, load_dataset
+
+    t = cfg.train
+    ds = load_dataset(cfg.dataset.name, verify=cfg.data.verify, mirror=cfg.data.mirror,
+                      progress=cfg.progress)
+    n_all = ds.train_y.size
+    if t.dev_size >= n_all or t.batch_size > n_all - t.dev_size:
+        raise ConfigError(f"train.dev_size={t.dev_size} and train.batch_size={t.batch_size} do "
+                          f"not fit the {n_all} training images of {cfg.dataset.name}")
+    mode = t.dev_split.value if hasattr(t.dev_split, "value") else str(t.dev_split)
+    train_idx, dev_idx = dev_split(n_all, t.dev_size, mode=mode, seed=cfg.seed)
+    return Splits(ds.info, (ds.train_X[train_idx], ds.train_y[train_idx].astype(np.int64)),
+                  (ds.train_X[dev_idx], ds.train_y[dev_idx].astype(np.int64)),
+                  (ds.test_X, ds.test_y.astype(np.int64)))
+
+
+def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict,
+               flat_params: np.ndarray, named_params: dict, *, steps: int, started: float,
+               loop_seconds: float, extra: dict | None = None) -> float:
+    """Metrics on the three splits with ``predict(X) -> probs``, then every result file;
+    ``metrics.json`` last, as it marks a finished run. Returns the dev accuracy."""
+    from cnnvsdnn.metrics import split_metrics
+    from cnnvsdnn.plots import plot_training
+    from cnnvsdnn.runlog import read_log
+
+    run_dir = Path(run_dir)
     splits = {}
-    for name, X, y in (("train", X_train, y_train), ("dev", X_dev, y_dev),
-                       ("test", X_test, y_test)):
-        probs = model.predict_proba(X, chunk=t.eval_chunk)
-        splits[name] = split_metrics(probs, y, n_classes=ds.info.n_classes)
+    for name in ("train", "dev", "test"):
+        X, y = getattr(data, name)
+        probs = predict(X)
+        splits[name] = split_metrics(probs, y, n_classes=data.info.n_classes)
         if name == "test":
             np.savez_compressed(run_dir / PREDICTIONS, probs=probs, labels=y)
-    if t.save_params:
-        np.savez(run_dir / PARAMS, params=model.params, step=t.steps, config=config_yaml,
-                 **model.layer_params())
-    classes = list(ds.info.classes)
-    (run_dir / TABLES).write_text(tables_markdown(title, splits, classes))
+    config_yaml = (run_dir / CONFIG).read_text()
+    if cfg.train.save_params:
+        np.savez(run_dir / PARAMS, params=flat_params, step=steps, config=config_yaml,
+                 **named_params)
+    (run_dir / TABLES).write_text(tables_markdown(title, splits, list(data.info.classes)))
     plot_training(read_log(run_dir / LOG), run_dir / FIGURE, title)
     seconds = {"train_loop": round(loop_seconds, 3),
                "total": round(time.perf_counter() - started, 3)}
     metrics = {"dataset": cfg.dataset.name, "model": cfg.model.name, "engine": cfg.engine.name,
-               "seed": cfg.seed, "steps": t.steps, "splits": splits, "seconds": seconds}
-    # metrics.json last and atomically: its presence marks a finished run
+               "seed": cfg.seed, "steps": steps, "splits": splits, "seconds": seconds,
+               **(extra or {})}
     tmp = run_dir / (METRICS + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=1))
     tmp.replace(run_dir / METRICS)
