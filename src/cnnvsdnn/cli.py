@@ -28,6 +28,7 @@ commands:
   data fetch|verify|list|export|show
                            get, check, list, export and look at the datasets
   score PREDICTIONS.npz    metrics (accuracy, per-class F1 and area ratio) of saved predictions
+  bench [--json PATH]      engine speed per training step against PyTorch and plain NumPy
 
 examples:
   cnnvsdnn train                              # MNIST, the study's CNN, 2000 steps
@@ -279,6 +280,13 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("predictions", metavar="PREDICTIONS.npz")
     sc.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     sc.set_defaults(func=_score)
+
+    from cnnvsdnn import bench
+
+    b = sub.add_parser("bench", help="engine speed against PyTorch and the NumPy twin",
+                       description=bench.__doc__.split("\n\n", 1)[1])
+    bench.add_arguments(b)
+    b.set_defaults(func=bench.run)
     return p
 
 

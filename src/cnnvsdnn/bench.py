@@ -1,0 +1,285 @@
+"""``cnnvsdnn bench``: our engine's speed against peers measured in the same run.
+
+Engines: ``numba`` (ours), ``torch`` (PyTorch, when installed: the same architecture and thread
+count), ``numpy`` (the plain-NumPy twin the tests check the kernels against). For each model,
+input shape and thread count: the median milliseconds of one training step (batch 128:
+gather + forward + backward + Adam) and evaluation images per second. JIT compile time is
+reported separately, never inside a step time. Ratios are printed against ``numba``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnnvsdnn.errors import ConfigError
+
+INPUTS = {"28x28x1": (28, 28, 1), "32x32x3": (32, 32, 3)}
+N_IMAGES = 2048  # random images the batches are drawn from
+N_EVAL = 5000  # images per evaluation pass (the development split's size)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="PATH", help="also write the rows as a JSON list")
+    p.add_argument("--models", default="dnn,cnn", help="models of conf/model/ (dnn,cnn)")
+    p.add_argument("--inputs", default="28x28x1,32x32x3", help="input shapes (28x28x1,32x32x3)")
+    p.add_argument("--threads", default="1,2", help="thread counts (1,2)")
+    p.add_argument("--engines", default="numba,torch,numpy",
+                   help="engines to time (numba,torch,numpy); torch is skipped when absent")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per repeat (30)")
+    p.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported (5)")
+    p.add_argument("--batch-size", type=int, default=128)
+
+
+def run(ns: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console(width=None if Console().is_terminal else 132)  # the table is wide
+    models = _split(ns.models)
+    inputs = _split(ns.inputs)
+    threads = [int(t) for t in _split(ns.threads)]
+    engines = _split(ns.engines)
+    for name in inputs:
+        if name not in INPUTS:
+            raise ConfigError(f"unknown input {name!r}; choose from {', '.join(INPUTS)}")
+    for e in engines:
+        if e not in ("numba", "torch", "numpy"):
+            raise ConfigError(f"unknown engine {e!r}; choose from numba, torch, numpy")
+    if ns.steps < 1 or ns.repeats < 1 or ns.batch_size < 1:
+        raise ConfigError("--steps, --repeats and --batch-size must be positive")
+    if "torch" in engines and not _have_torch():
+        console.print("torch is not installed: skipping it (pip install torch==2.13.0)")
+        engines = [e for e in engines if e != "torch"]
+    layer_lists = {m: _layers(m) for m in models}
+
+    rows, compile_s = [], {}
+    for threads_n in threads:
+        for model in models:
+            for inp in inputs:
+                for engine in engines:
+                    t0 = time.perf_counter()
+                    timer = _TIMERS[engine](layer_lists[model], INPUTS[inp], threads_n,
+                                            ns.batch_size)
+                    first = time.perf_counter() - t0  # build + first step (+ JIT for numba)
+                    if engine == "numba":
+                        compile_s[f"{model} {inp}"] = max(compile_s.get(f"{model} {inp}", 0),
+                                                          first)
+                    steps = ns.steps if engine != "numpy" else max(1, ns.steps // 10)
+                    ms = statistics.median(timer.step_ms(steps) for _ in range(ns.repeats))
+                    ips = timer.eval_images_per_s()
+                    rows.append({"engine": engine, "model": model, "input": inp,
+                                 "threads": threads_n, "ms_per_step": round(ms, 4),
+                                 "eval_images_per_s": round(ips, 1)})
+                    console.print(f"  {engine:5s} {model:8s} {inp} threads={threads_n}: "
+                                  f"{ms:8.3f} ms/step, {ips:10.0f} eval images/s",
+                                  highlight=False)
+    _print_table(console, rows, compile_s)
+    if ns.json:
+        Path(ns.json).write_text(json.dumps(rows, indent=1))
+        console.print(f"rows written to {ns.json}")
+    return 0
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _layers(model: str) -> list[dict]:
+    import yaml
+
+    from cnnvsdnn.config import conf_dir
+
+    path = conf_dir() / "model" / f"{model}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"unknown model {model!r}; choose from {', '.join(names)}")
+    return yaml.safe_load(path.read_text())["layers"]
+
+
+def _have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _data(shape, batch_size, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, (N_IMAGES, *shape), dtype=np.uint8)
+    y = rng.integers(0, 10, N_IMAGES).astype(np.int64)
+    batches = [rng.choice(N_IMAGES, batch_size, replace=False) for _ in range(16)]
+    return X, y, batches
+
+
+class _NumbaTimer:
+    def __init__(self, layers, shape, threads, batch_size):
+        from cnnvsdnn.engine import Adam, build_model, set_threads
+
+        set_threads(threads)
+        self.model = build_model(layers, input_shape=shape, n_classes=10,
+                                 rng=np.random.default_rng(0), batch_size=batch_size)
+        self.opt = Adam(self.model.n_params)
+        self.X, self.y, self.batches = _data(shape, batch_size)
+        self.xb = np.empty((batch_size, *shape), np.float32)
+        self.step_ms(1)
+        self.model.predict_proba(self.X[:1000])  # compile the evaluation path too
+
+    def step_ms(self, steps):
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = self.batches[i % len(self.batches)]
+            self.model.gather(self.X, idx, out=self.xb)
+            self.model.loss_and_grad(self.xb, self.y[idx])
+            self.opt.step(self.model.params, self.model.grads)
+        return (time.perf_counter() - t0) * 1e3 / steps
+
+    def eval_images_per_s(self):
+        X = np.resize(self.X, (N_EVAL, *self.X.shape[1:]))
+        t0 = time.perf_counter()
+        self.model.predict_proba(X)
+        return N_EVAL / (time.perf_counter() - t0)
+
+
+class _NumpyTimer:
+    """The plain-NumPy twin, in float32 like the others."""
+
+    def __init__(self, layers, shape, threads, batch_size):
+        from threadpoolctl import threadpool_limits
+
+        from cnnvsdnn.engine import build_model, numpy_ref
+
+        self._limit = threadpool_limits(limits=threads, user_api="blas")
+        self.ref, self.layers, self.shape = numpy_ref, layers, shape
+        model = build_model(layers, input_shape=shape, n_classes=10,
+                            rng=np.random.default_rng(0), batch_size=batch_size)
+        self.params = {k: v.copy() for k, v in model.layer_params().items()}
+        self.m = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.t = 0
+        self.X, self.y, self.batches = _data(shape, batch_size)
+        self.step_ms(1)
+
+    def _forward_backward(self, x, y):
+        return self.ref.loss_and_grad(self.layers, self.shape, 10, self.params, x, y,
+                                      dtype=np.float32)
+
+    def step_ms(self, steps):
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = self.batches[i % len(self.batches)]
+            x = self.X[idx].astype(np.float32) / 255
+            _, _, grads, _ = self._forward_backward(x, self.y[idx])
+            self.t += 1
+            for k in self.params:
+                self.params[k], self.m[k], self.v[k] = self.ref.adam_step(
+                    self.params[k], grads[k], self.m[k], self.v[k], self.t)
+        return (time.perf_counter() - t0) * 1e3 / steps
+
+    def eval_images_per_s(self):
+        # the twin has no forward-only path: time forward+backward on chunks of 1000, a
+        # generous bound for it (its evaluation would be at most this fast)
+        X = np.resize(self.X, (N_EVAL, *self.X.shape[1:]))
+        t0 = time.perf_counter()
+        for s in range(0, N_EVAL, 1000):
+            self._forward_backward(X[s:s + 1000].astype(np.float32) / 255,
+                                   np.zeros(min(1000, N_EVAL - s), np.int64))
+        return N_EVAL / (time.perf_counter() - t0)
+
+
+class _TorchTimer:
+    """The same architecture in PyTorch (NCHW), with torch.optim.Adam, same thread count."""
+
+    def __init__(self, layers, shape, threads, batch_size):
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        self.torch = torch
+        H, W, C = shape
+        mods, c = [], C
+        for lay in layers:
+            t = lay["type"]
+            if t == "conv":
+                mods.append(torch.nn.Conv2d(c, lay["filters"], lay["kernel"],
+                                            stride=lay.get("stride", 1),
+                                            padding=lay.get("padding", 0)))
+                c = lay["filters"]
+            elif t == "maxpool":
+                mods.append(torch.nn.MaxPool2d(lay["size"], lay.get("stride", lay["size"])))
+            elif t == "activation":
+                mods.append(torch.nn.ReLU() if lay["fn"] == "relu"
+                            else torch.nn.ELU(lay.get("alpha", 1.0)))
+            elif t == "flatten":
+                mods.append(torch.nn.Flatten())
+            elif t == "dense":
+                mods.append(torch.nn.LazyLinear(lay["units"]))
+        self.net = torch.nn.Sequential(*mods)
+        self.net(torch.zeros(1, C, H, W))  # materialise the lazy layers
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.X, self.y, self.batches = _data(shape, batch_size)
+        self.Xt = torch.from_numpy(self.X)
+        self.yt = torch.from_numpy(self.y)
+        self.step_ms(1)
+
+    def step_ms(self, steps):
+        torch = self.torch
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = torch.from_numpy(self.batches[i % len(self.batches)])
+            x = self.Xt[idx].permute(0, 3, 1, 2).float().div_(255)
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss(self.net(x), self.yt[idx])
+            loss.backward()
+            self.opt.step()
+        return (time.perf_counter() - t0) * 1e3 / steps
+
+    def eval_images_per_s(self):
+        torch = self.torch
+        X = torch.from_numpy(np.resize(self.X, (N_EVAL, *self.X.shape[1:])))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for s in range(0, N_EVAL, 1000):
+                torch.softmax(self.net(X[s:s + 1000].permute(0, 3, 1, 2).float() / 255), 1)
+        return N_EVAL / (time.perf_counter() - t0)
+
+
+_TIMERS = {"numba": _NumbaTimer, "torch": _TorchTimer, "numpy": _NumpyTimer}
+
+
+def _print_table(console, rows, compile_s) -> None:
+    from rich.table import Table
+
+    table = Table(title="ms per training step (batch 128) and evaluation images/s; "
+                        "ratio = peer / numba (higher: ours faster)")
+    for col in ("model", "input", "threads", "numba ms", "torch ms", "numpy ms",
+                "torch/numba", "numpy/numba", "numba img/s", "torch img/s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    keys = sorted({(r["model"], r["input"], r["threads"]) for r in rows},
+                  key=lambda k: (k[2], k[0], k[1]))
+    by = {(r["engine"], r["model"], r["input"], r["threads"]): r for r in rows}
+
+    def get(engine, key, field):
+        r = by.get((engine, *key))
+        return None if r is None else r[field]
+
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    for key in keys:
+        nb, th, npy = (get(e, key, "ms_per_step") for e in ("numba", "torch", "numpy"))
+        table.add_row(key[0], key[1], str(key[2]), fmt(nb, ".3f"), fmt(th, ".3f"),
+                      fmt(npy, ".3f"), fmt(th / nb if th and nb else None, ".2f"),
+                      fmt(npy / nb if npy and nb else None, ".1f"),
+                      fmt(get("numba", key, "eval_images_per_s"), ".0f"),
+                      fmt(get("torch", key, "eval_images_per_s"), ".0f"))
+    console.print(table)
+    for k, v in compile_s.items():
+        console.print(f"numba first step incl. JIT compile (or cache load), {k}: {v:.2f} s",
+                      highlight=False)
