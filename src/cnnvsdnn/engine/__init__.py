@@ -8,7 +8,14 @@ Conventions:
   dense weights are (inputs, outputs); biases are (outputs,);
 - every parameter lives in ``model.params``, one float32 vector, in layer order, weight then bias;
   ``model.layer_params()`` names the views ("0.conv.w", "0.conv.b", "3.dense.w", ...);
+- an activation layer right after a conv is applied inside the conv kernels (the activation layer
+  then passes through); results are the same, two passes over the activations are saved;
 - ``numpy_ref`` is the plain-NumPy twin of every kernel, used by the tests.
+
+Threads: ``set_threads(n)`` sets numba's thread count (per calling thread, as numba does) and
+the BLAS pool. On a machine busy with other work, ``n=1`` is often faster: threads that wait
+for a busy core stall every layer. Kernels run on numba's ``workqueue`` layer (see ``_jit.py``),
+which does not allow parallel kernels to be launched from two Python threads at once.
 """
 
 from .adam import Adam

@@ -1,9 +1,10 @@
 """Numba kernels of the engine. Layout conventions (documented in ``engine/__init__.py``):
 
 activations are NHWC (B, H, W, C) float32; conv weights (F, C, K, K); dense weights (in, out).
-Parallel kernels split the batch over threads; each sample writes only its own rows or its own
-partial-gradient slot, and partials are summed over samples in a fixed order, so results do not
-depend on the number of threads (no races, no atomics).
+Parallel kernels (conv, max pool) split the batch over threads; each sample writes only its own
+rows or its own partial-gradient slot, and partials are summed over samples in a fixed order,
+so results do not depend on the number of threads (no races, no atomics). Element-wise
+kernels are serial on purpose: waking the thread pool costs more than they do.
 """
 
 import numpy as np
@@ -13,11 +14,11 @@ from ._jit import jit
 
 
 # ----------------------------------------------------------------------------- data
-@jit(parallel=True)
+@jit()
 def gather_u8(X, idx, lut, out):
     """out[i] = lut[X[idx[i]]] with X (N, D) uint8, lut = float32(arange(256) / 255)."""
     D = X.shape[1]
-    for i in prange(idx.shape[0]):
+    for i in range(idx.shape[0]):
         r = idx[i]
         for k in range(D):
             out[i, k] = lut[X[r, k]]
@@ -30,14 +31,54 @@ def gather_u8(X, idx, lut, out):
 # one long contiguous multiply-add over the whole plane, which vectorises (a 28-wide row loop
 # does not). Columns j >= Wo of such a plane are junk in the forward pass and must stay zero
 # in the gradient scratch. Other strides use plain row loops with Wq = Wo.
+# Inner loops index a slice with the bare loop counter: numba then knows the index is not
+# negative and drops its wraparound branch, which otherwise blocks vectorisation (7x slower).
 @jit()
 def _pad_planar(x, xp, Z, Wp):
     """x (H, W, C) -> interior of the zero-bordered flat planes xp (C, Hp*Wp)."""
     H, W, C = x.shape
     for i in range(H):
-        for j in range(W):
-            for d in range(C):
-                xp[d, (i + Z) * Wp + j + Z] = x[i, j, d]
+        src = x[i]
+        for d in range(C):
+            dst = xp[d, (i + Z) * Wp + Z:]
+            for j in range(W):
+                dst[j] = src[j, d]
+
+
+@jit()
+def _taps3(zf, xd, w, Wp, n):
+    """zf[p] += sum of the 9 taps of a 3x3 filter, in one pass (stride 1, the common case)."""
+    x0, x1, x2 = xd[0:], xd[1:], xd[2:]
+    x3, x4, x5 = xd[Wp:], xd[Wp + 1:], xd[Wp + 2:]
+    x6, x7, x8 = xd[2 * Wp:], xd[2 * Wp + 1:], xd[2 * Wp + 2:]
+    w0, w1, w2, w3, w4 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1]
+    w5, w6, w7, w8 = w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+    for p in range(n):
+        zf[p] += (w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p] + w4 * x4[p]
+                  + w5 * x5[p] + w6 * x6[p] + w7 * x7[p] + w8 * x8[p])
+
+
+@jit()
+def _grads3(g, xd, dw, Wp, n):
+    """dw (3, 3) of one filter/channel pair: the 9 tap correlations in one pass."""
+    x0, x1, x2 = xd[0:], xd[1:], xd[2:]
+    x3, x4, x5 = xd[Wp:], xd[Wp + 1:], xd[Wp + 2:]
+    x6, x7, x8 = xd[2 * Wp:], xd[2 * Wp + 1:], xd[2 * Wp + 2:]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
+    for p in range(n):
+        v = g[p]
+        a0 += v * x0[p]
+        a1 += v * x1[p]
+        a2 += v * x2[p]
+        a3 += v * x3[p]
+        a4 += v * x4[p]
+        a5 += v * x5[p]
+        a6 += v * x6[p]
+        a7 += v * x7[p]
+        a8 += v * x8[p]
+    dw[0, 0], dw[0, 1], dw[0, 2] = a0, a1, a2
+    dw[1, 0], dw[1, 1], dw[1, 2] = a3, a4, a5
+    dw[2, 0], dw[2, 1], dw[2, 2] = a6, a7, a8
 
 
 @jit()
@@ -50,13 +91,16 @@ def _conv_one(xp, w, b, z, S, Wp, Ho, Wo):
         zf[:] = b[f]
         for d in range(C):
             xd = xp[d]
+            if S == 1 and K == 3:
+                _taps3(zf, xd, w[f, d], Wp, n_run)
+                continue
             for m in range(K):
                 for n in range(K):
                     wv = w[f, d, m, n]
                     if S == 1:
-                        off = m * Wp + n
+                        xs = xd[m * Wp + n:]
                         for p in range(n_run):
-                            zf[p] += wv * xd[p + off]
+                            zf[p] += wv * xs[p]
                     else:
                         for i in range(Ho):
                             for j in range(Wo):
@@ -76,13 +120,16 @@ def _conv_grads_one(xp, dz, dw, db, S, Wp, Ho, Wo):
         db[f] = acc
         for d in range(C):
             xd = xp[d]
+            if S == 1 and K == 3:
+                _grads3(g, xd, dw[f, d], Wp, n_run)
+                continue
             for m in range(K):
                 for n in range(K):
                     acc = np.float32(0.0)
                     if S == 1:
-                        off = m * Wp + n
+                        xs = xd[m * Wp + n:]
                         for p in range(n_run):
-                            acc += g[p] * xd[p + off]
+                            acc += g[p] * xs[p]
                     else:
                         for i in range(Ho):
                             for j in range(Wo):
@@ -104,9 +151,9 @@ def _conv_dx_one(w, dz, dxp, S, Wp, Ho, Wo):
                 for n in range(K):
                     wv = w[f, d, m, n]
                     if S == 1:
-                        off = m * Wp + n
+                        ds = dd[m * Wp + n:]
                         for p in range(n_run):
-                            dd[p + off] += wv * g[p]
+                            ds[p] += wv * g[p]
                     else:
                         for i in range(Ho):
                             for j in range(Wo):
@@ -114,8 +161,11 @@ def _conv_dx_one(w, dz, dxp, S, Wp, Ho, Wo):
 
 
 @jit(parallel=True)
-def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample):
-    """Cross-correlation with zero padding Z and stride S.
+def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample, act, alpha):
+    """Cross-correlation with zero padding Z and stride S, then activation ``act``.
+
+    act: 0 none, 1 ReLU, 2 ELU(alpha) -- a following activation layer fused into the output
+    copy (the model then skips that layer).
 
     x (B,H,W,C), w (F,C,K,K), b (F,), out (B,Ho,Wo,F). xp (slots, C, Hp*Wp) is the planar
     padded input, zero-bordered: one slot per sample when ``per_sample`` (kept for the backward
@@ -130,18 +180,31 @@ def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample):
         _pad_planar(x[s], xp[q], Z, Wp)
         _conv_one(xp[q], w, b, zp[t], S, Wp, Ho, Wo)
         for i in range(Ho):
-            for j in range(Wo):
-                for f in range(F):
-                    out[s, i, j, f] = zp[t, f, i * Wq + j]
+            dst = out[s, i]
+            for f in range(F):
+                src = zp[t, f, i * Wq:]
+                if act == 0:
+                    for j in range(Wo):
+                        dst[j, f] = src[j]
+                elif act == 1:
+                    for j in range(Wo):
+                        v = src[j]
+                        dst[j, f] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(Wo):
+                        v = src[j]
+                        dst[j, f] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
 
 
 @jit(parallel=True)
-def conv_bwd(dout, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx):
+def conv_bwd(dout, out, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx, act, alpha):
     """Per-sample parameter-gradient partials and (optionally) the input gradient.
 
-    dout (B,Ho,Wo,F); xp the per-sample planes from ``conv_fwd``; dzp (threads, F, Ho*Wq),
-    zero-initialised, and dxp (threads, C, Hp*Wp) per-thread scratch; dwp (B, F,C,K,K) and
-    dbp (B, F) partials; dx (B,H,W,C) written only when ``need_dx`` (else pass ``dx[:0]``).
+    dout (B,Ho,Wo,F) is the gradient w.r.t. the (activated) output ``out``; the fused
+    activation's derivative is taken from ``out`` (ReLU: out > 0; ELU: 1 or out + alpha).
+    xp holds the per-sample planes from ``conv_fwd``; dzp (threads, F, Ho*Wq), zero-initialised,
+    and dxp (threads, C, Hp*Wp) are per-thread scratch; dwp (B, F,C,K,K) and dbp (B, F) are
+    partials; dx (B,H,W,C) is written only when ``need_dx`` (else pass ``dx[:0]``).
     """
     B, Ho, Wo, F = dout.shape
     C = w.shape[1]
@@ -151,23 +214,36 @@ def conv_bwd(dout, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx):
     for s in prange(B):
         t = np.int64(get_thread_id())
         for i in range(Ho):
-            for j in range(Wo):
-                for f in range(F):
-                    dzp[t, f, i * Wq + j] = dout[s, i, j, f]
+            src = dout[s, i]
+            a = out[s, i]
+            for f in range(F):
+                dst = dzp[t, f, i * Wq:]
+                if act == 0:
+                    for j in range(Wo):
+                        dst[j] = src[j, f]
+                elif act == 1:
+                    for j in range(Wo):
+                        dst[j] = src[j, f] if a[j, f] > 0 else np.float32(0.0)
+                else:
+                    for j in range(Wo):
+                        v = a[j, f]
+                        dst[j] = src[j, f] if v > 0 else src[j, f] * (v + alpha)
         _conv_grads_one(xp[s], dzp[t], dwp[s], dbp[s], S, Wp, Ho, Wo)
         if need_dx:
             _conv_dx_one(w, dzp[t], dxp[t], S, Wp, Ho, Wo)
             for i in range(H):
-                for j in range(W):
-                    for d in range(C):
-                        dx[s, i, j, d] = dxp[t, d, (i + Z) * Wp + j + Z]
+                dst = dx[s, i]
+                for d in range(C):
+                    src = dxp[t, d, (i + Z) * Wp + Z:]
+                    for j in range(W):
+                        dst[j, d] = src[j]
 
 
-@jit(parallel=True)
+@jit()
 def sum_samples(part, out):
     """out[p] = sum over samples s (in order) of part[s, p]; parallel over p, so deterministic."""
     B, P = part.shape
-    for p in prange(P):
+    for p in range(P):
         acc = np.float32(0.0)
         for s in range(B):
             acc += part[s, p]
@@ -208,30 +284,30 @@ def maxpool_bwd(dout, arg, dx, P, S):
 
 
 # ----------------------------------------------------------------------------- activations
-@jit(parallel=True)
+@jit()
 def relu_fwd(x, out):
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         v = x[i]
         out[i] = v if v > 0 else np.float32(0.0)
 
 
-@jit(parallel=True)
+@jit()
 def relu_bwd(x, dout, dx):
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         dx[i] = dout[i] if x[i] > 0 else np.float32(0.0)
 
 
-@jit(parallel=True)
+@jit()
 def elu_fwd(x, out, alpha):
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         v = x[i]
         out[i] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
 
 
-@jit(parallel=True)
+@jit()
 def elu_bwd(x, out, dout, dx, alpha):
     # d/dz elu = 1 for z > 0, alpha*exp(z) = out + alpha otherwise
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         dx[i] = dout[i] if x[i] > 0 else dout[i] * (out[i] + alpha)
 
 
@@ -293,13 +369,19 @@ def softmax_rows(logits, out):
 
 
 # ----------------------------------------------------------------------------- optimiser
-@jit(parallel=True)
+@jit()
 def adam_step(p, g, m, v, lr, b1, b2, eps, c1, c2):
-    """theta -= lr * mhat / (sqrt(vhat) + eps), mhat = m*c1, vhat = v*c2 (c = 1/(1-beta^t))."""
-    for i in prange(p.shape[0]):
-        gi = np.float64(g[i])
-        mi = b1 * m[i] + (1.0 - b1) * gi
-        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+    """theta -= lr * mhat / (sqrt(vhat) + eps), mhat = m*c1, vhat = v*c2 (c = 1/(1-beta^t)).
+
+    float32 arithmetic (as the parameters): it vectorises twice as wide as float64.
+    """
+    lr, b1, b2 = np.float32(lr), np.float32(b1), np.float32(b2)
+    eps, c1, c2 = np.float32(eps), np.float32(c1), np.float32(c2)
+    one = np.float32(1.0)
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = b1 * m[i] + (one - b1) * gi
+        vi = b2 * v[i] + (one - b2) * gi * gi
         m[i] = mi
         v[i] = vi
         p[i] -= lr * (mi * c1) / (np.sqrt(vi * c2) + eps)

@@ -83,8 +83,15 @@ class Conv(Layer):
     def __init__(self, spec, in_shape, out_shape):
         super().__init__(spec, in_shape, out_shape)
         self.k, self.z, self.s = spec["kernel"], spec["padding"], spec["stride"]
+        self.act, self.alpha = 0, np.float32(1.0)  # set by fuse()
         f, c = spec["filters"], in_shape[2]
         self.param_shapes = (("w", (f, c, self.k, self.k)), ("b", (f,)))
+
+    def fuse(self, activation):
+        """Apply the following activation layer inside the conv kernels (saves two passes)."""
+        self.act = 1 if activation.fn == "relu" else 2
+        self.alpha = activation.alpha
+        activation.fused = True
 
     def init(self, rng):
         f, c, k, _ = self.p["w"].shape
@@ -112,15 +119,16 @@ class Conv(Layer):
 
     def forward(self, x, ws, train):
         out = ws["out"][: x.shape[0]]
-        K.conv_fwd(x, self.p["w"], self.p["b"], out, ws["xp"], ws["zp"], self.s, self.z, train)
+        K.conv_fwd(x, self.p["w"], self.p["b"], out, ws["xp"], ws["zp"], self.s, self.z, train,
+                   self.act, self.alpha)
         return out
 
     def backward(self, x, out, dout, ws, need_dx):
         B = x.shape[0]
         dwp, dbp = ws["dwp"][:B], ws["dbp"][:B]
         dx = ws["dx"][:B] if need_dx else ws["dx"][:0]
-        K.conv_bwd(dout, self.p["w"], ws["xp"], ws["dzp"], ws["dxp"], dwp, dbp, dx,
-                   self.s, self.z, need_dx)
+        K.conv_bwd(dout, out, self.p["w"], ws["xp"], ws["dzp"], ws["dxp"], dwp, dbp, dx,
+                   self.s, self.z, need_dx, self.act, self.alpha)
         K.sum_samples(dwp.reshape(B, -1), self.g["w"].reshape(-1))
         K.sum_samples(dbp, self.g["b"])
         return dx if need_dx else None
@@ -164,14 +172,19 @@ class Activation(Layer):
     def __init__(self, spec, in_shape, out_shape):
         super().__init__(spec, in_shape, out_shape)
         self.fn, self.alpha = spec["fn"], np.float32(spec["alpha"])
+        self.fused = False  # True: the conv before it applies it; this layer passes through
 
     def workspace(self, cap, train):
+        if self.fused:
+            return {}
         ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
         if train:
             ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
         return ws
 
     def forward(self, x, ws, train):
+        if self.fused:
+            return x
         out = ws["out"][: x.shape[0]]
         if self.fn == "relu":
             K.relu_fwd(x.reshape(-1), out.reshape(-1))
@@ -182,6 +195,8 @@ class Activation(Layer):
     def backward(self, x, out, dout, ws, need_dx):
         if not need_dx:
             return None
+        if self.fused:
+            return dout
         dx = ws["dx"][: x.shape[0]]
         if self.fn == "relu":
             K.relu_bwd(x.reshape(-1), dout.reshape(-1), dx.reshape(-1))
@@ -191,7 +206,8 @@ class Activation(Layer):
         return dx
 
     def describe(self):
-        return self.fn if self.fn == "relu" else f"elu alpha {float(self.alpha):g}"
+        name = self.fn if self.fn == "relu" else f"elu alpha {float(self.alpha):g}"
+        return f"{name} (in conv kernel)" if self.fused else name
 
 
 class Flatten(Layer):

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import CnnvsdnnError, ConfigError, DataError
 from . import kernels as K
-from .layers import TYPES
+from .layers import TYPES, Activation, Conv
 from .spec import normalize_layers
 
 # X / 255 for every uint8 value, rounded once to float32 (what numpy's X / 255 gives)
@@ -34,6 +34,9 @@ class Model:
                 self._views[f"{i}.{layer.spec['type']}.{name}"] = (p[name], g[name])
                 off += n
             layer.bind(p, g)
+        for a, b in zip(self.layers, self.layers[1:]):
+            if isinstance(a, Conv) and isinstance(b, Activation):
+                a.fuse(b)
         rng = np.random.default_rng(0) if rng is None else rng
         for layer in self.layers:  # He normal, drawn in layer order: same seed, same params
             layer.init(rng)
@@ -81,7 +84,7 @@ class Model:
             return out
         if X.dtype != np.uint8:
             X = X.astype(np.float32, copy=False)
-        self._check_x(X[:1], X.dtype)
+        X = self._check_x(X, X.dtype)  # one copy here at most, never one per chunk
         chunk = min(chunk, N)
         if self._eval[0] != chunk:  # keep one set of eval buffers, sized for this chunk
             self._eval = (chunk, [layer.workspace(chunk, False) for layer in self.layers],
@@ -100,6 +103,10 @@ class Model:
 
     def gather(self, X, idx, out=None):
         """X[idx] / 255 as float32 (B, H, W, C), written into ``out`` if given."""
+        X = np.asarray(X)
+        if not X.flags.c_contiguous:  # a copy per batch would silently cost a dataset copy
+            raise CnnvsdnnError("gather needs a C-contiguous uint8 array; pass "
+                                "np.ascontiguousarray(X) once")
         X = self._check_x(X, np.uint8)
         idx = np.asarray(idx)
         if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= len(X))):

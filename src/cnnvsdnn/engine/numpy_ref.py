@@ -18,16 +18,16 @@ def _windows(x, k, s):
 
 def conv_forward(x, w, b, pad, stride):
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    return np.einsum("bijdmn,fdmn->bijf", _windows(xp, w.shape[2], stride), w) + b
+    return np.tensordot(_windows(xp, w.shape[2], stride), w, axes=([3, 4, 5], [1, 2, 3])) + b
 
 
 def conv_backward(x, w, dz, pad, stride):
     """Returns (dw, db, dx)."""
     k = w.shape[2]
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    dw = np.einsum("bijf,bijdmn->fdmn", dz, _windows(xp, k, stride))
+    dw = np.tensordot(dz, _windows(xp, k, stride), axes=([0, 1, 2], [0, 1, 2]))
     db = dz.sum(axis=(0, 1, 2))
-    dwin = np.einsum("bijf,fdmn->bijdmn", dz, w)
+    dwin = np.tensordot(dz, w, axes=([3], [0]))  # (B, Ho, Wo, C, K, K)
     dxp = np.zeros_like(xp)
     Ho, Wo = dz.shape[1:3]
     for m in range(k):
