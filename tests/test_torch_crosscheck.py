@@ -1,0 +1,118 @@
+"""Our engine against PyTorch with identical weights and batch: forward probabilities, loss,
+every gradient and one Adam step, for every shipped model (conf/model/*.yaml) on both input
+shapes. Skipped when PyTorch (the `bench` extra) is not installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cnnvsdnn.engine import Adam, build_model
+
+torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install 'cnnvsdnn[bench]'")
+
+MODELS = sorted((Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml"))
+SHAPES = [(28, 28, 1), (32, 32, 3)]
+
+
+class _NHWCFlatten(torch.nn.Module):
+    """Our flatten order is (H, W, C); PyTorch's tensors are NCHW."""
+
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1) if x.dim() == 4 else x
+
+
+def _torch_twin(layers, shape, ours):
+    """The same network in PyTorch, with our parameters copied in."""
+    c = shape[2]
+    mods = []
+    params = ours.layer_params()
+    for i, lay in enumerate(layers):
+        t = lay["type"]
+        if t == "conv":
+            m = torch.nn.Conv2d(c, lay["filters"], lay["kernel"], stride=lay.get("stride", 1),
+                                padding=lay.get("padding", 0))
+            m.weight.data = torch.from_numpy(params[f"{i}.conv.w"].copy())  # (F, C, K, K)
+            m.bias.data = torch.from_numpy(params[f"{i}.conv.b"].copy())
+            c = lay["filters"]
+        elif t == "maxpool":
+            m = torch.nn.MaxPool2d(lay["size"], lay.get("stride", lay["size"]))
+        elif t == "activation":
+            m = torch.nn.ReLU() if lay["fn"] == "relu" else torch.nn.ELU(lay.get("alpha", 1.0))
+        elif t == "flatten":
+            m = _NHWCFlatten()
+        elif t == "dense":
+            w = params[f"{i}.dense.w"]  # (in, out); PyTorch's Linear holds (out, in)
+            m = torch.nn.Linear(*w.shape)
+            m.weight.data = torch.from_numpy(w.T.copy())
+            m.bias.data = torch.from_numpy(params[f"{i}.dense.b"].copy())
+        mods.append(m)
+    return torch.nn.Sequential(*mods)
+
+
+def _close(ours, theirs, what, rtol=2e-4):
+    theirs = np.asarray(theirs)
+    scale = max(np.abs(theirs).max(), 1e-6)
+    err = np.abs(np.asarray(ours) - theirs).max() / scale
+    assert err < rtol, f"{what}: max relative difference {err:.2e}"
+    return err
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("model_file", MODELS, ids=lambda p: p.stem)
+def test_engine_agrees_with_pytorch(model_file, shape):
+    torch.set_num_threads(1)
+    layers = yaml.safe_load(model_file.read_text())["layers"]
+    ours = build_model(layers, input_shape=shape, n_classes=10, rng=np.random.default_rng(3),
+                       batch_size=16)
+    net = _torch_twin(layers, shape, ours)
+    rng = np.random.default_rng(4)
+    x = rng.random((16, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, 16)
+
+    probs = ours.predict_proba(x)
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    logits = net(xt)
+    _close(probs, torch.softmax(logits, 1).detach().numpy(), "probabilities")
+
+    cost, _ = ours.loss_and_grad(x, y)
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+    loss.backward()
+    assert abs(cost - loss.item()) < 1e-5 * max(1.0, loss.item())
+    for name, g in ours.layer_grads().items():
+        m = net[int(name.split(".")[0])]
+        t = m.bias.grad if name.endswith(".b") else m.weight.grad
+        if ".dense.w" in name:  # PyTorch's Linear weight is (out, in)
+            t = t.T
+        _close(g, t.numpy(), f"gradient {name}")
+
+    # One Adam step from the same gradient (ours): Adam's first step is lr * g / (|g| + eps),
+    # so gradients that agree to float32 rounding but are ~eps in size would step differently.
+    ours_g = ours.layer_grads()
+    for i, lay in enumerate(layers):
+        if lay["type"] == "conv":
+            net[i].weight.grad = torch.from_numpy(ours_g[f"{i}.conv.w"].copy())
+            net[i].bias.grad = torch.from_numpy(ours_g[f"{i}.conv.b"].copy())
+        elif lay["type"] == "dense":
+            net[i].weight.grad = torch.from_numpy(ours_g[f"{i}.dense.w"].T.copy())
+            net[i].bias.grad = torch.from_numpy(ours_g[f"{i}.dense.b"].copy())
+    opt_t = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    opt_t.step()
+    opt = Adam(ours.n_params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
+    before = ours.params.copy()
+    opt.step(ours.params, ours.grads)
+    after = {k: v.copy() for k, v in ours.layer_params().items()}
+    for i, lay in enumerate(layers):
+        if lay["type"] == "conv":
+            pairs = [(f"{i}.conv.w", net[i].weight), (f"{i}.conv.b", net[i].bias)]
+        elif lay["type"] == "dense":
+            pairs = [(f"{i}.dense.w", net[i].weight.T), (f"{i}.dense.b", net[i].bias)]
+        else:
+            continue
+        for name, p in pairs:
+            _close(after[name], p.detach().numpy(), f"parameter {name} after one Adam step",
+                   rtol=1e-5)
+    assert not np.array_equal(before, ours.params)  # the step moved the parameters
