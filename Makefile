@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+# `make report-mnist BIN=/path/to/venv/bin` uses an existing environment as it is (no install).
+INSTALLED := $(if $(filter command line,$(origin BIN)),,$(BIN)/.installed)
+REPORTS := report-mnist report-fashion_mnist report-cifar10 report-svhn
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train test test-slow lint clean
+.PHONY: help setup data train test test-slow lint clean report $(REPORTS)
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-21s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,19 +21,33 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed data  ## create .venv, install cnnvsdnn with its dev tools, fetch MNIST
 
-data: $(BIN)/.installed  ## fetch MNIST into the cache (CNNVSDNN_DATA_DIR, default ~/.cache/cnnvsdnn)
+data: $(INSTALLED)  ## fetch MNIST into the cache (CNNVSDNN_DATA_DIR, default ~/.cache/cnnvsdnn)
 	$(BIN)/cnnvsdnn data fetch mnist
 
-train: $(BIN)/.installed  ## the main job: the study's CNN on MNIST, 2000 steps (ARGS='model=dnn ...')
+train: $(INSTALLED)  ## the main job: the study's CNN on MNIST, 2000 steps (ARGS='model=dnn ...')
 	$(BIN)/cnnvsdnn train $(ARGS)
 
-test: $(BIN)/.installed  ## run the test suite (no network needed)
+test: $(INSTALLED)  ## run the test suite (no network needed)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-slow: $(BIN)/.installed  ## also the slow tests
+test-slow: $(INSTALLED)  ## also the slow tests
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
-lint: $(BIN)/.installed  ## ruff
+report: $(REPORTS)  ## all the study's tables and figures (a dataset that cannot be had is skipped)
+
+report-mnist: $(INSTALLED)  ## tables VI-VII and figures into outputs/report/mnist (trains what is missing)
+	$(BIN)/cnnvsdnn report --experiment mnist $(ARGS)
+
+report-fashion_mnist: $(INSTALLED)  ## the same for Fashion-MNIST (no published values)
+	$(BIN)/cnnvsdnn report --experiment fashion_mnist $(ARGS)
+
+report-cifar10: $(INSTALLED)  ## tables IV-V and figures of CIFAR-10 (10000 steps per model)
+	$(BIN)/cnnvsdnn report --experiment cifar10 $(ARGS)
+
+report-svhn: $(INSTALLED)  ## tables VIII-IX and figures of SVHN (20000 steps per model)
+	$(BIN)/cnnvsdnn report --experiment svhn $(ARGS)
+
+lint: $(INSTALLED)  ## ruff
 	$(BIN)/ruff check src tests
 
 clean:  ## remove .venv and build leftovers (keeps outputs/ and the data cache)

@@ -28,6 +28,8 @@ commands:
   data fetch|verify|list|export|show
                            get, check, list, export and look at the datasets
   score PREDICTIONS.npz    metrics (accuracy, per-class F1 and area ratio) of saved predictions
+  report RUN_DIR... [--out DIR] | --experiment NAME
+                           the study's tables (Markdown, CSV, LaTeX) and figures from runs
   bench [--json PATH]      engine speed per training step against PyTorch and plain NumPy
 
 examples:
@@ -36,6 +38,7 @@ examples:
   cnnvsdnn train -m model=dnn,cnn seed=0,1,2  # a sweep
   cnnvsdnn data fetch mnist fashion_mnist
   cnnvsdnn score outputs/runs/<run>/predictions_test.npz --json
+  cnnvsdnn report --experiment mnist         # train what is missing, write tables VI-VII
 
 Errors print one line and exit 2 (bad input) or 1 (failure during work);
 set HYDRA_FULL_ERROR=1 for a traceback.
@@ -236,7 +239,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cnnvsdnn", usage=USAGE, add_help=True)
+    p = _Parser(prog="cnnvsdnn", add_help=False)  # `cnnvsdnn --help` prints USAGE (main)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     d = sub.add_parser("data", help="get, check, list, export and show datasets",
@@ -280,6 +283,15 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("predictions", metavar="PREDICTIONS.npz")
     sc.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     sc.set_defaults(func=_score)
+
+    from cnnvsdnn import report
+
+    rp = sub.add_parser("report", help="the study's tables and figures beside its published values",
+                        description="Tables IV-IX and figures 8-16 from run or multirun "
+                        "directories, as Markdown, CSV and LaTeX; --experiment NAME first trains "
+                        "what is missing (reusing finished runs with the same config).")
+    report.add_arguments(rp)
+    rp.set_defaults(func=report.run)
 
     from cnnvsdnn import bench
 

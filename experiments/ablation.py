@@ -1,0 +1,259 @@
+"""The study's section 5.10 ablation in our engine: what each change to its CNN is worth.
+
+    python experiments/ablation.py mnist [--seeds 0,1,2,3,4] [-- TRAIN_OVERRIDES...]
+
+(``make ablation-mnist``). The study tried these changes only in Keras, one run each; here every
+variant is trained with several seeds and compared with the study's CNN seed by seed:
+
+- filters 3 (``cnn``), 8, 16, 32 (``cnn8`` ... ``cnn32``);
+- a 2×2 max-pooling after the conv layer (``cnn_pool``);
+- a second conv layer, with pooling (``cnn_deep``);
+- ELU instead of ReLU (``cnn_elu``).
+
+Runs live in ``--runs-dir/<dataset>/<engine>_<model>_seed<seed>/`` (default
+``outputs/sweeps``). A finished run with the same config is reused, an interrupted one is
+resumed, the rest are trained as Hydra multiruns into that directory, so
+``-- hydra/launcher=joblib hydra.launcher.n_jobs=2`` runs them in parallel (engine threads are
+divided among the jobs). The table (``ablation.md``, ``.csv``) and the figure
+(``ablation.png``) go to ``--out/<dataset>/`` (default ``outputs/ablation``), with the full
+``cnnvsdnn summarize`` output beside them. A dataset that cannot be had is skipped (exit 0).
+
+The same machinery compares any models over seeds, e.g. the study's question, DNN against CNN:
+
+    python experiments/ablation.py mnist --models dnn,cnn --baseline dnn --out outputs/seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from cnnvsdnn.errors import CnnvsdnnError, ConfigError, DataError
+
+BASELINE = "cnn"
+# model config -> what it changes in the study's CNN (conf/model/<name>.yaml has the layers)
+VARIANTS = {
+    "cnn": "the study's CNN: conv 3 filters 3×3, ReLU, no pooling",
+    "cnn8": "8 filters",
+    "cnn16": "16 filters",
+    "cnn32": "32 filters",
+    "cnn_pool": "+ max-pool 2×2 after the conv",
+    "cnn_deep": "conv 5@5×5, pool, conv 3@3×3, pool",
+    "cnn_elu": "ELU instead of ReLU",
+}
+OTHERS = {"dnn": "the study's dense net: 128-128-64, ReLU", "dnn_elu": "the dense net with ELU"}
+SUBDIR = "${engine.name}_${model.name}_seed${seed}"
+# Settings that do not change a run's result (or change it only in rounding: threads).
+_IGNORED = {"progress", "train.resume", "engine.threads"}
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _comparable(yaml_text: str) -> dict:
+    import yaml
+
+    return {k: v for k, v in _flat(yaml.safe_load(yaml_text)).items() if k not in _IGNORED}
+
+
+def run_state(run_dir: Path, config_yaml: str) -> str:
+    """``done`` (finished, same config), ``resume`` (interrupted, same config) or ``new``."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        if (run_dir / "log.h5").exists():
+            raise ConfigError(f"{run_dir} holds a run without its config.yaml; delete it to "
+                              f"retrain it")
+        return "new"
+    a, b = _comparable(saved.read_text()), _comparable(config_yaml)
+    if a != b:
+        keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(keys)} "
+                          f"differ); delete it, or pass --runs-dir DIR to keep it")
+    if (run_dir / "metrics.json").is_file():
+        return "done"
+    return "resume" if (run_dir / "log.h5").is_file() else "new"
+
+
+def plan(dataset: str, models: list[str], seeds: list[int], runs_dir: Path,
+         overrides: list[str]) -> dict[str, list[tuple[str, int, Path]]]:
+    """Each point's state: {"done"|"resume"|"new": [(model, seed, run_dir)]}."""
+    from omegaconf import OmegaConf
+
+    from cnnvsdnn.cli import compose_config
+
+    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    states: dict[str, list] = {"done": [], "resume": [], "new": []}
+    for model in models:
+        for seed in seeds:
+            cfg = compose_config([f"dataset={dataset}", f"model={model}", f"seed={seed}", *own])
+            run_dir = runs_dir / f"{cfg.engine.name}_{model}_seed{seed}"
+            state = run_state(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
+            states[state].append((model, seed, run_dir))
+    return states
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "cnnvsdnn"]
+
+
+def train_missing(dataset: str, states: dict, runs_dir: Path, overrides: list[str]) -> None:
+    """Resume the interrupted runs one by one, then one multirun per set of missing seeds."""
+    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    for model, seed, run_dir in states["resume"]:
+        print(f"ablation: resuming {run_dir}", flush=True)
+        _call([*_cli(), "train", f"dataset={dataset}", f"model={model}", f"seed={seed}", *own,
+               "train.resume=true", f"hydra.run.dir={run_dir}"])
+    by_seeds: dict[tuple, list[str]] = {}
+    for model in dict.fromkeys(m for m, _, _ in states["new"]):
+        seeds = tuple(s for m, s, _ in states["new"] if m == model)
+        by_seeds.setdefault(seeds, []).append(model)
+    for seeds, models in by_seeds.items():
+        print(f"ablation: training {dataset} {','.join(models)} seeds "
+              f"{','.join(map(str, seeds))} into {runs_dir}", flush=True)
+        _call([*_cli(), "train", "-m", f"dataset={dataset}", f"model={','.join(models)}",
+               f"seed={','.join(map(str, seeds))}", "progress=false", *overrides,
+               f"hydra.sweep.dir={runs_dir}", f"hydra.sweep.subdir={SUBDIR}"])
+
+
+def _call(cmd: list[str]) -> None:
+    rc = subprocess.run(cmd).returncode
+    if rc in (130, 143):
+        raise CnnvsdnnError("interrupted; run the same command again to resume")
+    if rc != 0:
+        raise CnnvsdnnError(f"training failed (exit {rc}): {' '.join(cmd)}")
+
+
+def _n_params(run_dir: Path) -> int | None:
+    import numpy as np
+
+    try:
+        with np.load(run_dir / "params.npz") as f:
+            return int(f["params"].size)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def ablation_rows(summary, dataset: str, models: list[str], run_dirs: dict,
+                  baseline: str = BASELINE) -> list[list[str]]:
+    """The ablation table as strings (header first): one row per model of one engine."""
+    from cnnvsdnn.summarize import fmt_p
+
+    head = ["model", "change", "params", "seeds", "test accuracy", f"Δ vs {baseline} [95% CI]",
+            "paired t p", "better", "F1 (weighted)", "AR (weighted)", "s/run"]
+    rows = [head]
+    groups = {g.model: g for g in summary.groups if g.dataset == dataset}
+    pairs = {p.b: p for p in summary.pairs if p.metric == "accuracy" and p.a == baseline}
+    for m in models:
+        g = groups.get(m)
+        if g is None:
+            continue
+        p = pairs.get(m)
+        delta = (f"{p.diff.mean:+.4f} {p.diff.ci(sign=True)}" if p else "—")
+        rows.append([m, VARIANTS.get(m) or OTHERS.get(m, ""), f"{_n_params(run_dirs[m]) or 'n/a'}",
+                     str(len(g.seeds)), g.stats["accuracy"].pm(), delta,
+                     fmt_p(p.p_ttest) if p else "—", f"{p.b_better}/{p.diff.n}" if p else "—",
+                     g.stats["f1_weighted"].pm(), g.stats["ar_weighted"].pm(),
+                     f"{g.seconds.mean:.0f}" if g.seconds else "n/a"])
+    return rows
+
+
+def write_ablation(dataset: str, models: list[str], run_dirs: list[Path], out: Path,
+                   baseline: str = BASELINE):
+    import csv
+
+    from cnnvsdnn import summarize as S
+
+    runs = S.load_runs(run_dirs)
+    summary = S.summarize(runs, pairs=[(baseline, m) for m in models if m != baseline],
+                          roots=[str(out)])
+    files = S.write_outputs(summary, out)
+    any_run = {r.model: r.path for r in runs}
+    rows = ablation_rows(summary, dataset, models, any_run, baseline)
+    seeds = sorted({len(g.seeds) for g in summary.groups})
+    title = (f"Ablation of the study's CNN on {dataset} (section 5.10, our engine)"
+             if baseline == BASELINE else f"{', '.join(models)} on {dataset}")
+    md = [f"# {title}", "",
+          f"Test split; mean ± sample sd over {'/'.join(map(str, seeds))} seeds. Δ is the "
+          f"paired difference to `{baseline}` (same seeds), with its 95% t interval, the paired "
+          f"t-test p and the seeds where the variant is better. s/run: wall time per run.", "",
+          S.markdown_table(rows)]
+    (out / "ablation.md").write_text("\n".join(md))
+    with (out / "ablation.csv").open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    S.figure(summary, out / "ablation.png", title=f"{title}: mean, 95% t interval; dots: seeds")
+    S.print_rows(f"{title}, test split", rows)
+    return [out / "ablation.md", out / "ablation.csv", out / "ablation.png", *files], rows
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        out = []
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+        return out
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r} is not like 0,1,2 or 0-4") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(prog="experiments/ablation.py", description=__doc__.split("\n")[0])
+    ap.add_argument("dataset", nargs="?", default="mnist")
+    ap.add_argument("--seeds", default="0-4", help="e.g. 0,1,2 or 0-4 (default 0-4)")
+    ap.add_argument("--models", default=",".join(VARIANTS),
+                    help=f"model configs (default {','.join(VARIANTS)})")
+    ap.add_argument("--baseline", default=BASELINE,
+                    help=f"the model the others are compared with (default {BASELINE})")
+    ap.add_argument("--runs-dir", default="outputs/sweeps", type=Path,
+                    help="runs go to RUNS_DIR/<dataset>/ (default outputs/sweeps)")
+    ap.add_argument("--out", default="outputs/ablation", type=Path,
+                    help="tables and figure go to OUT/<dataset>/ (default outputs/ablation)")
+    ap.add_argument("--no-train", action="store_true", help="only tabulate finished runs")
+    ns = ap.parse_args(argv)
+    try:
+        models = [m for m in ns.models.split(",") if m]
+        seeds = _seeds(ns.seeds)
+        runs_dir = (ns.runs_dir / ns.dataset).resolve()
+        states = plan(ns.dataset, models, seeds, runs_dir, overrides)
+        todo = len(states["new"]) + len(states["resume"])
+        print(f"ablation: {ns.dataset}: {len(states['done'])} finished runs reused, {todo} to "
+              f"train", flush=True)
+        if todo and not ns.no_train:
+            try:
+                from cnnvsdnn.data import load_dataset
+
+                load_dataset(ns.dataset, progress=False)  # fetch or fail before any run
+            except DataError as ex:
+                print(f"ablation: skipping {ns.dataset}: {ex}", file=sys.stderr)
+                return 0
+            train_missing(ns.dataset, states, runs_dir, overrides)
+            states = plan(ns.dataset, models, seeds, runs_dir, overrides)
+        done = [d for _, _, d in states["done"]]
+        if not done:
+            raise ConfigError(f"no finished ablation runs for {ns.dataset} in {runs_dir}")
+        files, rows = write_ablation(ns.dataset, models, done, ns.out / ns.dataset,
+                                     ns.baseline)
+        print(f"ablation: wrote {', '.join(map(str, files))}")
+        if len(done) < len(models) * len(seeds):
+            print(f"ablation: {len(models) * len(seeds) - len(done)} runs still missing",
+                  file=sys.stderr)
+        return 0
+    except CnnvsdnnError as ex:
+        print(f"cnnvsdnn: error: {ex}", file=sys.stderr)
+        return ex.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
