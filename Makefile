@@ -5,10 +5,13 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 # `make report-mnist BIN=/path/to/venv/bin` uses an existing environment as it is (no install).
 INSTALLED := $(if $(filter command line,$(origin BIN)),,$(BIN)/.installed)
+# The tests also need the optional extras: Keras/TensorFlow and PyTorch for the cross-checks,
+# the Hydra launchers for the sweep tests (about 2 GB in .venv).
+INSTALLED_ALL := $(if $(filter command line,$(origin BIN)),,$(BIN)/.installed-all)
 REPORTS := report-mnist report-fashion_mnist report-cifar10 report-svhn
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data train test test-slow lint clean report $(REPORTS)
+.PHONY: help setup install-all data train test test-slow lint clean report $(REPORTS)
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-21s %s\n", $$1, $$2}'
@@ -19,6 +22,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $@
 
+$(BIN)/.installed-all: $(BIN)/.installed
+	$(BIN)/python -m pip install -e '.[dev,reference,bench,sweep]'
+	touch $@
+
 setup: $(BIN)/.installed data  ## create .venv, install cnnvsdnn with its dev tools, fetch MNIST
 
 data: $(INSTALLED)  ## fetch MNIST into the cache (CNNVSDNN_DATA_DIR, default ~/.cache/cnnvsdnn)
@@ -27,10 +34,12 @@ data: $(INSTALLED)  ## fetch MNIST into the cache (CNNVSDNN_DATA_DIR, default ~/
 train: $(INSTALLED)  ## the main job: the study's CNN on MNIST, 2000 steps (ARGS='model=dnn ...')
 	$(BIN)/cnnvsdnn train $(ARGS)
 
-test: $(INSTALLED)  ## run the test suite (no network needed)
+install-all: $(INSTALLED_ALL)  ## also the extras: Keras (reference column), PyTorch (bench), launchers
+
+test: $(INSTALLED_ALL)  ## run the test suite with every extra installed (the tests need no network)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-slow: $(INSTALLED)  ## also the slow tests
+test-slow: $(INSTALLED_ALL)  ## also the slow tests
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
 
 report: $(REPORTS)  ## all the study's tables and figures (a dataset that cannot be had is skipped)
