@@ -11,7 +11,7 @@ INSTALLED_ALL := $(if $(filter command line,$(origin BIN)),,$(BIN)/.installed-al
 REPORTS := report-mnist report-fashion_mnist report-cifar10 report-svhn
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install-all data train test test-slow lint clean report $(REPORTS)
+.PHONY: help setup install-all data train test test-slow lint clean report $(REPORTS) ablation $(ABLATIONS) seeds-mnist
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-21s %s\n", $$1, $$2}'
@@ -55,6 +55,25 @@ report-cifar10: $(INSTALLED)  ## tables IV-V and figures of CIFAR-10 (10000 step
 
 report-svhn: $(INSTALLED)  ## tables VIII-IX and figures of SVHN (20000 steps per model)
 	$(BIN)/cnnvsdnn report --experiment svhn $(ARGS)
+
+ABLATIONS := ablation-mnist ablation-fashion_mnist ablation-cifar10 ablation-svhn
+
+ablation: $(ABLATIONS)  ## the section 5.10 ablation on every dataset whose data is present
+
+ablation-mnist: $(INSTALLED)  ## filters 3/8/16/32, pooling, 2nd conv, ELU; 5 seeds: outputs/ablation/mnist
+	$(BIN)/python experiments/ablation.py mnist $(ARGS)
+
+ablation-fashion_mnist: $(INSTALLED)  ## the same on Fashion-MNIST
+	$(BIN)/python experiments/ablation.py fashion_mnist $(ARGS)
+
+ablation-cifar10: $(INSTALLED)  ## the same on CIFAR-10 (skipped without its data)
+	$(BIN)/python experiments/ablation.py cifar10 $(ARGS)
+
+ablation-svhn: $(INSTALLED)  ## the same on SVHN (skipped without its data)
+	$(BIN)/python experiments/ablation.py svhn $(ARGS)
+
+seeds-mnist: $(INSTALLED)  ## DNN against CNN over 5 seeds, paired: outputs/seeds/mnist
+	$(BIN)/python experiments/ablation.py mnist --models dnn,cnn --baseline dnn --out outputs/seeds $(ARGS)
 
 lint: $(INSTALLED)  ## ruff
 	$(BIN)/ruff check src tests

@@ -28,6 +28,7 @@ commands:
   data fetch|verify|list|export|show
                            get, check, list, export and look at the datasets
   score PREDICTIONS.npz    metrics (accuracy, per-class F1 and area ratio) of saved predictions
+  summarize MULTIRUN_DIR   mean ± sd over seeds and paired CNN − DNN differences of a sweep
   report RUN_DIR... [--out DIR] | --experiment NAME
                            the study's tables (Markdown, CSV, LaTeX) and figures from runs
   bench [--json PATH]      engine speed per training step against PyTorch and plain NumPy
@@ -283,6 +284,13 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("predictions", metavar="PREDICTIONS.npz")
     sc.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     sc.set_defaults(func=_score)
+
+    from cnnvsdnn import summarize
+
+    sm = sub.add_parser("summarize", help="statistics over the seeds of a sweep",
+                        description=summarize.__doc__.split("\n\n")[0])
+    summarize.add_arguments(sm)
+    sm.set_defaults(func=summarize.run)
 
     from cnnvsdnn import report
 

@@ -244,7 +244,10 @@ def train_keras(cfg: DictConfig, run_dir: Path) -> float:
     run_dir = Path(run_dir)
     t, protocol = cfg.train, str(cfg.engine.protocol)
     K = load_keras()
-    _set_threads(K.tf, cfg.engine.threads)
+    from cnnvsdnn.parallel import effective_threads
+
+    threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
+    _set_threads(K.tf, threads)
     K.keras.utils.set_random_seed(cfg.seed)  # Glorot init and fit's shuffling (study protocol)
     K.tf.config.experimental.enable_op_determinism()
 
@@ -275,7 +278,8 @@ def train_keras(cfg: DictConfig, run_dir: Path) -> float:
 
     named = keras_layer_params(np_model, kmodel)
     flat = np.concatenate([a.ravel() for a in named.values()]).astype(np.float32)
-    extra = {"protocol": protocol, **{k: v for k, v in info.items() if k != "steps"},
+    extra = {"protocol": protocol, "threads": threads,
+             **{k: v for k, v in info.items() if k != "steps"},
              "versions": {"keras": K.keras.__version__, "tensorflow": K.tf.__version__}}
     return finish_run(cfg, run_dir, data, title, predict, flat, named, steps=info["steps"],
                       started=started, loop_seconds=loop_seconds, extra=extra)

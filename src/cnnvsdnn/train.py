@@ -93,6 +93,7 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy."""
     from cnnvsdnn.engine import Adam, build_model, set_threads
+    from cnnvsdnn.parallel import effective_threads
     from cnnvsdnn.runlog import RunLog
 
     started = time.perf_counter()
@@ -102,7 +103,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     # killed before its first checkpoint: a resume starts again from step 0 in the same directory
     resumable = t.resume and (run_dir / checkpoint.NAME).exists()
     ckpt = checkpoint.load(run_dir) if resumable else None
-    set_threads(cfg.engine.threads)
+    threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
+    set_threads(threads)
     data = load_splits(cfg)
     info = data.info
     X_train, y_train = data.train
@@ -180,7 +182,8 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         return model.predict_proba(X, chunk=t.eval_chunk)
 
     return finish_run(cfg, run_dir, data, title, predict, model.params, model.layer_params(),
-                      steps=t.steps, started=started, loop_seconds=loop_seconds)
+                      steps=t.steps, started=started, loop_seconds=loop_seconds,
+                      extra={"threads": threads})
 
 
 class Splits(NamedTuple):
