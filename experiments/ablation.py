@@ -30,7 +30,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cnnvsdnn.config import NOT_A_RESULT
 from cnnvsdnn.errors import CnnvsdnnError, ConfigError, DataError
+from cnnvsdnn.train import run_state
 
 BASELINE = "cnn"
 # model config -> what it changes in the study's CNN (conf/model/<name>.yaml has the layers)
@@ -46,41 +48,7 @@ VARIANTS = {
 OTHERS = {"dnn": "the study's dense net: 128-128-64, ReLU", "dnn_elu": "the dense net with ELU"}
 SUBDIR = "${engine.name}_${model.name}_seed${seed}"
 # Settings that do not change a run's result (or change it only in rounding: threads).
-_IGNORED = {"progress", "train.resume", "engine.threads"}
-
-
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _comparable(yaml_text: str) -> dict:
-    import yaml
-
-    return {k: v for k, v in _flat(yaml.safe_load(yaml_text)).items() if k not in _IGNORED}
-
-
-def run_state(run_dir: Path, config_yaml: str) -> str:
-    """``done`` (finished, same config), ``resume`` (interrupted, same config) or ``new``."""
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        if (run_dir / "log.h5").exists():
-            raise ConfigError(f"{run_dir} holds a run without its config.yaml; delete it to "
-                              f"retrain it")
-        return "new"
-    a, b = _comparable(saved.read_text()), _comparable(config_yaml)
-    if a != b:
-        keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-        raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(keys)} "
-                          f"differ); delete it, or pass --runs-dir DIR to keep it")
-    if (run_dir / "metrics.json").is_file():
-        return "done"
-    return "resume" if (run_dir / "log.h5").is_file() else "new"
+_IGNORED = (*NOT_A_RESULT, "engine.threads")
 
 
 def plan(dataset: str, models: list[str], seeds: list[int], runs_dir: Path,
@@ -96,7 +64,7 @@ def plan(dataset: str, models: list[str], seeds: list[int], runs_dir: Path,
         for seed in seeds:
             cfg = compose_config([f"dataset={dataset}", f"model={model}", f"seed={seed}", *own])
             run_dir = runs_dir / f"{cfg.engine.name}_{model}_seed{seed}"
-            state = run_state(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
+            state = run_state(run_dir, OmegaConf.to_yaml(cfg, resolve=True), ignore=_IGNORED)
             states[state].append((model, seed, run_dir))
     return states
 

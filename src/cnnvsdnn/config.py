@@ -168,6 +168,30 @@ def validate(cfg: DictConfig) -> None:
     validate_layers(layers, input_shape=tuple(info.shape), n_classes=info.n_classes)
 
 
+# Keys that do not change a run's numbers: a run may be resumed or reused across them.
+NOT_A_RESULT = ("progress", "train.resume")
+
+
+def flat_config(d: dict, prefix: str = "") -> dict:
+    """``{"train": {"steps": 5}}`` -> ``{"train.steps": 5}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_config(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_diff(saved_yaml: str, current_yaml: str, ignore=NOT_A_RESULT) -> list[str]:
+    """The keys whose values differ between two resolved configs (as written to config.yaml)."""
+    import yaml
+
+    a = flat_config(yaml.safe_load(saved_yaml) or {})
+    b = flat_config(yaml.safe_load(current_yaml) or {})
+    return sorted(k for k in a.keys() | b.keys() if k not in ignore and a.get(k) != b.get(k))
+
+
 def _example(key: str) -> Any:
     defaults = {"train.steps": 2000, "train.batch_size": 128, "train.eval_every": 100,
                 "train.dev_size": 5000, "train.eval_chunk": 1000, "train.checkpoint_every": 500,

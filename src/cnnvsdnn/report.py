@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnvsdnn.errors import CnnvsdnnError, ConfigError, DataError
+from cnnvsdnn.train import run_state
 
 __all__ = ["Experiment", "add_arguments", "build_report", "experiments_dir", "find_runs",
            "load_experiment", "prepare_runs", "run"]
@@ -150,43 +151,6 @@ def _run_dir_name(dataset_dir: Path, overrides: list[str], seed: int, taken: set
     return d
 
 
-def _comparable(yaml_text: str) -> dict:
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.to_container(OmegaConf.create(yaml_text), resolve=True)
-    cfg.pop("progress", None)
-    cfg.get("train", {}).pop("resume", None)
-    return cfg
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _run_state(run_dir: Path, config_yaml: str) -> str:
-    """``done`` (finished, same config), ``resume`` (interrupted, same config) or ``new``."""
-    from cnnvsdnn.train import CONFIG, LOG, METRICS
-
-    saved = run_dir / CONFIG
-    if not saved.is_file():
-        return "new"
-    a, b = _comparable(saved.read_text()), _comparable(config_yaml)
-    if a != b:
-        fa, fb = _flatten(a), _flatten(b)
-        keys = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
-        raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(keys)} "
-                          f"differ); delete it to retrain, or pass --runs-dir DIR to keep it")
-    if (run_dir / METRICS).is_file():
-        return "done"
-    return "resume" if (run_dir / LOG).is_file() else "new"
-
-
 def _hydra_value(path: Path) -> str:
     s = str(path)
     return s if re.fullmatch(r"[\w/.\-]+", s) else "'" + s.replace("'", "\\'") + "'"
@@ -224,7 +188,7 @@ def prepare_runs(exp: Experiment, runs_dir: Path, seeds: list[int] | None = None
                 notes.append(f"{label}: not trained ({ex}); the column shows {NA}.")
                 break
             run_dir = _run_dir_name(runs_dir, overrides, seed, taken)
-            state = _run_state(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
+            state = run_state(run_dir, OmegaConf.to_yaml(cfg, resolve=True))
             if state == "done":
                 print(f"report: {exp.dataset} {label} seed {seed}: reusing {run_dir}", flush=True)
                 done.append(run_dir)

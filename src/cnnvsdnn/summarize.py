@@ -103,14 +103,11 @@ def describe(values, confidence: float = CONFIDENCE) -> Stats:
 
 
 # ---------------------------------------------------------------------------------- reading
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
-    return out
+def _flat(d) -> dict:
+    """The config's keys as ``a.b`` with hashable values (lists as JSON text)."""
+    from cnnvsdnn.config import flat_config
+
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flat_config(d).items()}
 
 
 def _settings(run_dir: Path) -> dict:

@@ -286,24 +286,33 @@ class _SignalFlag:
 
 def _check_same_config(saved: str, current: str, run_dir: Path) -> None:
     """A resumed run must continue with the config it started with (resume itself aside)."""
-    a, b = OmegaConf.create(saved), OmegaConf.create(current)
-    a.train.resume = b.train.resume = False
-    a.progress = b.progress
-    if a != b:
-        fa, fb = _flatten(OmegaConf.to_container(a)), _flatten(OmegaConf.to_container(b))
-        diff = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    from cnnvsdnn.config import config_diff
+
+    diff = config_diff(saved, current)
+    if diff:
         raise ConfigError(f"cannot resume {run_dir} with a different config ({', '.join(diff)} "
                           f"differ); resume with the same overrides plus train.resume=true")
 
 
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+def run_state(run_dir: Path, config_yaml: str, ignore=None) -> str:
+    """What a planned run directory holds: ``done`` (a finished run of this config),
+    ``resume`` (an interrupted one) or ``new``. A run of another config is a ConfigError.
+    ``ignore``: config keys that may differ (default: those that change no result)."""
+    from cnnvsdnn.config import NOT_A_RESULT, config_diff
+
+    saved = run_dir / CONFIG
+    if not saved.is_file():
+        if (run_dir / LOG).exists():
+            raise ConfigError(f"{run_dir} holds a run without its {CONFIG}; delete it to "
+                              f"retrain it")
+        return "new"
+    diff = config_diff(saved.read_text(), config_yaml, NOT_A_RESULT if ignore is None else ignore)
+    if diff:
+        raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(diff)} "
+                          f"differ); delete it to retrain, or pass --runs-dir DIR to keep it")
+    if (run_dir / METRICS).is_file():
+        return "done"
+    return "resume" if (run_dir / LOG).is_file() else "new"
 
 
 def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:
