@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnvsdnn.train import batch_order, cross_entropy
+from cnnvsdnn.train import BatchOrder, cross_entropy
 
 
 def test_batches_cover_each_epoch_once_and_wrap():
     n, b = 10, 4
-    gen = batch_order(n, b, np.random.default_rng(0))
+    gen = BatchOrder(n, b, np.random.default_rng(0))
     batches = [next(gen) for _ in range(5)]  # 20 indices = two epochs exactly
     assert all(x.size == b for x in batches)
     flat = np.concatenate(batches)
@@ -20,9 +20,9 @@ def test_batches_cover_each_epoch_once_and_wrap():
 
 
 def test_batch_order_is_seeded():
-    a = batch_order(100, 7, np.random.default_rng(5))
-    b = batch_order(100, 7, np.random.default_rng(5))
-    c = batch_order(100, 7, np.random.default_rng(6))
+    a = BatchOrder(100, 7, np.random.default_rng(5))
+    b = BatchOrder(100, 7, np.random.default_rng(5))
+    c = BatchOrder(100, 7, np.random.default_rng(6))
     xa = [next(a) for _ in range(30)]
     assert all(np.array_equal(x, y) for x, y in zip(xa, [next(b) for _ in range(30)]))
     assert not all(np.array_equal(x, y) for x, y in zip(xa, [next(c) for _ in range(30)]))
@@ -38,12 +38,12 @@ def test_cross_entropy_matches_definition_and_survives_zero_probabilities():
 
 
 def test_batch_order_state_round_trip_continues_identically():
-    a = batch_order(50, 16, np.random.default_rng(1))
+    a = BatchOrder(50, 16, np.random.default_rng(1))
     for _ in range(7):  # past an epoch boundary
         next(a)
     saved = a.state()
     saved = {"order": saved["order"].copy(), "pos": saved["pos"], "rng_state": saved["rng_state"]}
     expected = [next(a).copy() for _ in range(9)]
-    b = batch_order(50, 16, np.random.default_rng(999))
+    b = BatchOrder(50, 16, np.random.default_rng(999))
     b.load(**saved)
     assert all(np.array_equal(x, next(b)) for x in expected)

@@ -81,8 +81,6 @@ class BatchOrder:
         self.rng.bit_generator.state = rng_state
 
 
-batch_order = BatchOrder
-
 
 def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy of predicted probabilities (for evaluation; training uses logits)."""
