@@ -120,6 +120,13 @@ def _run_task(cfg) -> float:
             raise
         print(f"cnnvsdnn: error: {ex}", file=sys.stderr)
         sys.exit(ex.exit_code)
+    except OSError as ex:  # a full disk, a file removed under us: the work failed, say where
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        where = f" ({ex.filename})" if ex.filename else ""
+        print(f"cnnvsdnn: error: {ex.strerror or ex}{where}; check the disk and the run "
+              f"directory, then resume with train.resume=true", file=sys.stderr)
+        sys.exit(1)
 
 
 def _split_hydra_args(args: list[str]) -> tuple[list[str], set[str]]:
