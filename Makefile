@@ -11,7 +11,7 @@ INSTALLED_ALL := $(if $(filter command line,$(origin BIN)),,$(BIN)/.installed-al
 REPORTS := report-mnist report-fashion_mnist report-cifar10 report-svhn
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install-all data train test test-slow lint clean report $(REPORTS) ablation $(ABLATIONS) seeds-mnist
+.PHONY: help setup install-all data data-fashion_mnist train test test-slow lint clean report $(REPORTS) ablation $(ABLATIONS) seeds-mnist
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-21s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ setup: $(BIN)/.installed data  ## create .venv, install cnnvsdnn with its dev to
 
 data: $(INSTALLED)  ## fetch MNIST into the cache (CNNVSDNN_DATA_DIR, default ~/.cache/cnnvsdnn)
 	$(BIN)/cnnvsdnn data fetch mnist
+
+data-fashion_mnist: $(INSTALLED)  ## Fashion-MNIST from Debian's package dataset-fashion-mnist (needs root/apt)
+	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+	$(BIN)/cnnvsdnn data fetch fashion_mnist
 
 train: $(INSTALLED)  ## the main job: the study's CNN on MNIST, 2000 steps (ARGS='model=dnn ...')
 	$(BIN)/cnnvsdnn train $(ARGS)
