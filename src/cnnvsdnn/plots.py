@@ -86,7 +86,7 @@ def plot_training(log: dict, out_png: str | Path, title: str) -> Path:
     ax_acc.set_ylim(_acc_floor(train["accuracy"], dev["accuracy"]), 1.01)  # 1.0 not clipped
     ax_acc.set_xlabel("Training step")
     if ax_cost.get_legend_handles_labels()[0]:
-        ax_cost.legend(loc="upper right", fontsize=9, framealpha=0.9)
+        ax_cost.legend(loc="lower left", fontsize=9, framealpha=0.9)  # the cost falls: free corner
     fig.suptitle(title, fontsize=13)
     return _save(fig, out_png)
 
