@@ -233,3 +233,28 @@ def test_training_reduces_loss_on_learnable_data():
         acc = np.mean(model.predict_proba(X[:500]).argmax(1) == y[:500])
         assert np.mean(costs[-20:]) < 0.3 * np.mean(costs[:20]), name
         assert acc > 0.9, name
+
+
+@pytest.mark.parametrize("name,batch", [("dnn", 64), ("cnn", 16)])  # no input grad / with one
+def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
+    """Big dense layers run as numba row blocks of single-threaded BLAS (threads.py)."""
+    from cnnvsdnn.engine import threads
+
+    if numba_threads() < 2:
+        pytest.skip("needs 2 numba threads")
+    model, x, y = make(name, (28, 28, 1), batch=batch)
+    dense = next(layer for layer in model.layers if layer.spec["type"] == "dense")
+    runs = []
+    try:
+        for n in (1, 2):
+            set_threads(n)
+            assert threads.dense_blocks() == n
+            assert dense._blocks(batch) == (0 if n == 1 else 2)  # the path under test is taken
+            cost, _ = model.loss_and_grad(x, y)
+            runs.append((cost, model.grads.copy(), model.predict_proba(x, chunk=batch)))
+    finally:
+        set_threads(1)
+    (c1, g1, p1), (c2, g2, p2) = runs
+    assert c1 == pytest.approx(c2, rel=1e-6)
+    close(g2, g1, rel=1e-5)
+    close(p2, p1, rel=1e-5)

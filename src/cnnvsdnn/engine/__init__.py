@@ -12,10 +12,11 @@ Conventions:
   then passes through); results are the same, two passes over the activations are saved;
 - ``numpy_ref`` is the plain-NumPy twin of every kernel, used by the tests.
 
-Threads: ``set_threads(n)`` sets numba's thread count (per calling thread, as numba does) and
-the BLAS pool. On a machine busy with other work, ``n=1`` is often faster: threads that wait
-for a busy core stall every layer. Kernels run on numba's ``workqueue`` layer (see ``_jit.py``),
-which does not allow parallel kernels to be launched from two Python threads at once.
+Threads: ``set_threads(n)`` sets numba's thread count (per calling thread, as numba does);
+BLAS runs single-threaded and the big dense layers are split over the ``n`` numba threads
+instead (see ``threads.py``). Kernels run on numba's ``tbb`` layer when the ``tbb`` package is
+installed, else on ``workqueue``, which does not allow parallel kernels to be launched from
+two Python threads at once (see ``_jit.py``).
 """
 
 from .adam import Adam

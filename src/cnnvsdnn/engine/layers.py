@@ -12,6 +12,8 @@ import numba
 import numpy as np
 
 from . import kernels as K
+from . import threads
+from .threads import blas_for
 
 # numba thread ids run from 0 to this - 1, whatever set_num_threads later chooses
 _SLOTS = numba.config.NUMBA_NUM_THREADS
@@ -58,15 +60,33 @@ class Dense(Layer):
         ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
         if train:
             ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
+            ws["xs"] = np.empty(cap * self.in_shape[0], np.float32)  # see K.dense_bwd
         return ws
+
+    def _blocks(self, batch):
+        """numba row blocks for this layer's matmuls, or 0: one plain BLAS call each."""
+        nb = threads.dense_blocks()
+        return nb if nb > 1 and batch * self.p["w"].size >= threads.BLAS_MIN_MACS else 0
 
     def forward(self, x, ws, train):
         z = ws["out"][: x.shape[0]]
+        nb = self._blocks(x.shape[0])
+        if nb:
+            K.dense_fwd(x, self.p["w"], self.p["b"], z, nb)
+            return z
+        blas_for(z.size * x.shape[1])
         np.matmul(x, self.p["w"], out=z)
         np.add(z, self.p["b"], out=z)
         return z
 
     def backward(self, x, out, dout, ws, need_dx):
+        B = x.shape[0]
+        nb = self._blocks(B)
+        if nb:
+            K.dense_bwd(x, dout, self.p["w"], self.g["w"], self.g["b"], ws["dx"][:B],
+                        ws["xs"], need_dx, nb)
+            return ws["dx"][:B] if need_dx else None
+        blas_for(self.g["w"].size * B)  # both matmuls: batch x inputs x outputs
         np.matmul(x.T, dout, out=self.g["w"])
         np.sum(dout, axis=0, out=self.g["b"])
         if not need_dx:

@@ -7,9 +7,6 @@ from . import kernels as K
 from .layers import TYPES, Activation, Conv
 from .spec import normalize_layers
 
-# X / 255 for every uint8 value, rounded once to float32 (what numpy's X / 255 gives)
-_LUT = (np.arange(256) / 255.0).astype(np.float32)
-
 
 class Model:
     def __init__(self, layers, input_shape, n_classes=10, rng=None, batch_size=128):
@@ -116,7 +113,7 @@ class Model:
         elif out.shape != (len(idx), *self.input_shape) or out.dtype != np.float32 \
                 or not out.flags.c_contiguous:
             raise CnnvsdnnError(f"gather out must be C-contiguous float32 {(len(idx),)}+input")
-        K.gather_u8(X.reshape(len(X), -1), idx, _LUT, out.reshape(len(idx), -1))
+        K.gather_u8(X.reshape(len(X), -1), idx, out.reshape(len(idx), -1))
         return out
 
     def _check_x(self, x, dtype):
