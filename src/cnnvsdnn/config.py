@@ -64,7 +64,7 @@ class OptimizerConfig:
 @dataclass
 class EngineConfig:
     name: str = "numba"
-    threads: int = 2  # numba and BLAS threads (TensorFlow's for keras); 0 means all cores
+    threads: int = 2  # the engine's threads (TensorFlow's for keras); 0 means all cores
     # engine=keras only (conf/engine/keras.yaml explains them):
     protocol: str = "study"  # study | ours
     epochs: int | None = None
