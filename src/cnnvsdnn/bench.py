@@ -90,15 +90,12 @@ def _split(text: str) -> list[str]:
 
 
 def _layers(model: str) -> list[dict]:
-    import yaml
+    """The model's layer list as `cnnvsdnn train model=...` composes and validates it."""
+    from omegaconf import OmegaConf
 
-    from cnnvsdnn.config import conf_dir
+    from cnnvsdnn.cli import compose_config
 
-    path = conf_dir() / "model" / f"{model}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"unknown model {model!r}; choose from {', '.join(names)}")
-    return yaml.safe_load(path.read_text())["layers"]
+    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers)
 
 
 def _have_torch() -> bool:
