@@ -37,9 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from rich.console import Console
+    from cnnvsdnn.console import wide_console
 
-    console = Console(width=None if Console().is_terminal else 132)  # the table is wide
+    console = wide_console()
     models = _split(ns.models)
     inputs = _split(ns.inputs)
     threads = [int(t) for t in _split(ns.threads)]

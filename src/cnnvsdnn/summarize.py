@@ -456,12 +456,11 @@ def write_outputs(summary: Summary, out: Path) -> list[Path]:
 
 def print_rows(title: str, rows: list[list[str]]) -> None:
     """A table (header row first) on the terminal, with rich."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:  # a pipe or a log file: no need to squeeze the columns
-        console = Console(width=200)
+    from cnnvsdnn.console import wide_console
+
+    console = wide_console()
     t = Table(title=title)
     for h in rows[0]:
         t.add_column(h, justify="left" if h in _TEXT_COLUMNS else "right")

@@ -327,8 +327,9 @@ def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:
 
 def print_summary(title: str, splits: dict, seconds: dict, run_dir: Path) -> None:
     """The table a user sees at the end of a run, and its wall time."""
-    from rich.console import Console
     from rich.table import Table
+
+    from cnnvsdnn.console import wide_console
 
     table = Table(title=title)
     for col in ("split", "n", "accuracy", "F1 (weighted)", "AR (weighted)"):
@@ -336,7 +337,7 @@ def print_summary(title: str, splits: dict, seconds: dict, run_dir: Path) -> Non
     for name, m in splits.items():
         table.add_row(name, str(m["n"]), f"{m['accuracy']:.4f}", f"{m['f1_weighted']:.4f}",
                       f"{m['ar_weighted']:.4f}")
-    console = Console()
+    console = wide_console()
     console.print(table)
     console.print(f"wall time {seconds['total']:.1f} s (training loop "
                   f"{seconds['train_loop']:.1f} s); run directory {run_dir}",

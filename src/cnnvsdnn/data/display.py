@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from cnnvsdnn.console import wide_console
+
+console = wide_console()
 
 
 def _size(n: int) -> str:
