@@ -8,7 +8,8 @@ kernels are serial on purpose: waking the thread pool costs more than they do.
 """
 
 import numpy as np
-from numba import get_thread_id, prange
+from numba import get_thread_id, prange, types
+from numba.np.linalg import _BLAS
 
 from ._jit import jit
 
@@ -258,53 +259,116 @@ def sum_samples(part, out):
 
 
 # ----------------------------------------------------------------------------- dense
-# Big dense layers run as ``nb`` numba threads each calling single-threaded BLAS on its own
-# block (numba's np.dot is scipy's sgemm): numba's workers sleep when idle, whereas OpenBLAS's
-# own threads spin ~0.1 s after every call and take the cores from the conv kernels' workers.
+# Dense layers call BLAS's sgemm directly: the one numba's np.dot uses (scipy's OpenBLAS),
+# through numba's own helper ``numba_xxgemm``. With explicit row strides a block of rows or
+# columns of a matrix goes to BLAS in place, never copied out first. Big layers split their
+# matmuls into ``nb`` blocks over numba threads, one single-threaded BLAS call each: numba's
+# workers sleep when idle, whereas OpenBLAS's own threads spin ~0.1 s after every call and
+# take the cores from the conv kernels' workers.
+_xxgemm = _BLAS().numba_xxgemm(types.float32)
+_ALPHA_BETA = np.array([1.0, 0.0], np.float32)  # sgemm takes its scalars by reference
+_N, _T, _KIND = np.int8(ord("N")), np.int8(ord("T")), np.int8(ord("s"))
+
+
+@jit()
+def _gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
+    """Row-major C[m, n] = op(A) @ op(B) with op(A) = A.T when ``ta`` (A then stored k x m).
+
+    ``a``, ``b``, ``c`` start at their block's first element and ``ld*`` are their row
+    strides, so blocks of bigger matrices need no copy. BLAS is column-major: it is asked
+    for C.T = op(B).T @ op(A).T.
+    """
+    _xxgemm(_KIND, _T if tb else _N, _T if ta else _N, n, m, k, _ALPHA_BETA[0:].ctypes,
+            b.ctypes, ldb, a.ctypes, lda, _ALPHA_BETA[1:].ctypes, c.ctypes, ldc)
+
+
+@jit()
+def _bias_act_rows(z, b, lo, hi, act, alpha):
+    """z[lo:hi] += b, then the fused activation (0 none, 1 ReLU, 2 ELU(alpha))."""
+    for s in range(lo, hi):
+        row = z[s]
+        for j in range(row.shape[0]):
+            v = row[j] + b[j]
+            if act == 1:
+                v = v if v > 0 else np.float32(0.0)
+            elif act == 2:
+                v = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+            row[j] = v
+
+
+@jit()
+def dense_fwd(x, w, b, z, act, alpha):
+    """z = act(x @ w + b) in one BLAS call (see ``dense_fwd_split`` for the threaded one)."""
+    B, N = x.shape
+    M = w.shape[1]
+    _gemm(False, False, B, M, N, x, N, w, M, z, M)
+    _bias_act_rows(z, b, 0, B, act, alpha)
+
+
 @jit(parallel=True)
-def dense_fwd(x, w, b, z, nb):
-    """z = x @ w + b, the batch split into ``nb`` row blocks."""
-    B = x.shape[0]
+def dense_fwd_split(x, w, b, z, nb, act, alpha):
+    """``dense_fwd`` with the batch split into ``nb`` row blocks, one thread each."""
+    B, N = x.shape
+    M = w.shape[1]
     for k in prange(nb):
         lo = k * B // nb
         hi = (k + 1) * B // nb
-        zk = z[lo:hi]
-        np.dot(x[lo:hi], w, zk)
-        for s in range(hi - lo):
-            row = zk[s]
-            for j in range(row.shape[0]):
-                row[j] += b[j]
+        if hi > lo:
+            _gemm(False, False, hi - lo, M, N, x[lo:], N, w, M, z[lo:], M)
+            _bias_act_rows(z, b, lo, hi, act, alpha)
+
+
+@jit()
+def _dense_dz(dout, out, dz, db, act, alpha):
+    """dz = dout * act'(out) (the fused activation's derivative, taken from its output;
+    ELU: out + alpha below zero), and db = its column sums over the batch in order."""
+    B, M = dout.shape
+    if act == 0:
+        dz[...] = dout
+    for s in range(B):
+        g, a, d = dout[s], out[s], dz[s]
+        if act == 1:
+            for j in range(M):
+                d[j] = g[j] if a[j] > 0 else np.float32(0.0)
+        elif act == 2:
+            for j in range(M):
+                d[j] = g[j] if a[j] > 0 else g[j] * (a[j] + alpha)
+    for j in range(M):
+        db[j] = 0.0
+    for s in range(B):
+        d = dz[s]
+        for j in range(M):
+            db[j] += d[j]
+
+
+@jit()
+def dense_bwd(x, dout, out, w, dw, db, dx, dz, need_dx, act, alpha):
+    """dw = x.T @ dz, db = sum of dz, and dx = dz @ w.T when ``need_dx``; dz = dout times
+    the fused activation's derivative (scratch of dout's shape). One BLAS call each."""
+    B, N = x.shape
+    M = dout.shape[1]
+    _dense_dz(dout, out, dz, db, act, alpha)
+    _gemm(True, False, N, M, B, x, N, dz, M, dw, M)
+    if need_dx:
+        _gemm(False, True, B, N, M, dz, M, w, M, dx, N)
 
 
 @jit(parallel=True)
-def dense_bwd(x, dout, w, dw, db, dx, xs, need_dx, nb):
-    """dw = x.T @ dout in ``nb`` blocks of rows (inputs), db = column sums of dout, and, when
-    ``need_dx``, dx = dout @ w.T in ``nb`` blocks of batch rows.
-
-    xs (>= B*inputs, flat) is scratch: block k copies its columns of x there so that its BLAS
-    call gets a contiguous matrix (a column slice of x is not one).
-    """
+def dense_bwd_split(x, dout, out, w, dw, db, dx, dz, need_dx, nb, act, alpha):
+    """``dense_bwd`` over ``nb`` threads: block k computes rows r0:r1 of dw (inputs r0:r1,
+    a column block of x read in place) and, when ``need_dx``, batch rows lo:hi of dx."""
     B, N = x.shape
+    M = dout.shape[1]
+    _dense_dz(dout, out, dz, db, act, alpha)
     for k in prange(nb):
         r0 = k * N // nb
         r1 = (k + 1) * N // nb
-        m = r1 - r0
-        xk = xs[B * r0:B * r1].reshape(B, m)
-        for s in range(B):
-            src = x[s, r0:]
-            dst = xk[s]
-            for r in range(m):
-                dst[r] = src[r]
-        np.dot(xk.T, dout, dw[r0:r1])
-        if need_dx:
-            lo = k * B // nb
-            hi = (k + 1) * B // nb
-            np.dot(dout[lo:hi], w.T, dx[lo:hi])
-    for j in range(db.shape[0]):
-        acc = np.float32(0.0)
-        for s in range(B):
-            acc += dout[s, j]
-        db[j] = acc
+        if r1 > r0:
+            _gemm(True, False, r1 - r0, M, B, x[:, r0:], N, dz, M, dw[r0:], M)
+        lo = k * B // nb
+        hi = (k + 1) * B // nb
+        if need_dx and hi > lo:
+            _gemm(False, True, hi - lo, N, M, dz[lo:], M, w, M, dx[lo:], N)
 
 
 # ----------------------------------------------------------------------------- max pool

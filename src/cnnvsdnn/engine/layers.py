@@ -2,8 +2,8 @@
 
 A layer's ``workspace(cap, train)`` allocates every buffer it needs for up to ``cap`` samples
 once; ``forward``/``backward`` then only slice them (``[:B]`` keeps C order), so a training step
-allocates no arrays. Dense layers go through BLAS (``np.matmul(..., out=...)``); the rest are
-numba kernels (``kernels.py``).
+allocates no arrays. Every layer runs numba kernels (``kernels.py``);
+dense layers call BLAS's sgemm from them.
 """
 
 import math
@@ -49,6 +49,13 @@ class Dense(Layer):
     def __init__(self, spec, in_shape, out_shape):
         super().__init__(spec, in_shape, out_shape)
         self.param_shapes = (("w", (in_shape[0], out_shape[0])), ("b", (out_shape[0],)))
+        self.act, self.alpha = 0, np.float32(1.0)  # set by fuse()
+
+    def fuse(self, activation):
+        """Apply the following activation layer inside the dense kernels (saves two passes)."""
+        self.act = 1 if activation.fn == "relu" else 2
+        self.alpha = activation.alpha
+        activation.fused = True
 
     def init(self, rng):
         fan_in = self.in_shape[0]
@@ -60,40 +67,37 @@ class Dense(Layer):
         ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
         if train:
             ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
-            ws["xs"] = np.empty(cap * self.in_shape[0], np.float32)  # see K.dense_bwd
+            ws["dz"] = np.empty((cap, *self.out_shape), np.float32)
         return ws
 
     def _blocks(self, batch):
-        """numba row blocks for this layer's matmuls, or 0: one plain BLAS call each."""
+        """Threads to split this layer's matmuls over (1: one BLAS call each)."""
         nb = threads.dense_blocks()
-        return nb if nb > 1 and batch * self.p["w"].size >= threads.BLAS_MIN_MACS else 0
+        macs = batch * self.p["w"].size
+        if nb > 1 and macs >= threads.SPLIT_MIN_MACS:
+            return nb
+        blas_for(macs)  # 1 BLAS thread, or all of them when blas_threads > 1 asked for it
+        return 1
 
     def forward(self, x, ws, train):
         z = ws["out"][: x.shape[0]]
         nb = self._blocks(x.shape[0])
-        if nb:
-            K.dense_fwd(x, self.p["w"], self.p["b"], z, nb)
-            return z
-        blas_for(z.size * x.shape[1])
-        np.matmul(x, self.p["w"], out=z)
-        np.add(z, self.p["b"], out=z)
+        if nb > 1:
+            K.dense_fwd_split(x, self.p["w"], self.p["b"], z, nb, self.act, self.alpha)
+        else:
+            K.dense_fwd(x, self.p["w"], self.p["b"], z, self.act, self.alpha)
         return z
 
     def backward(self, x, out, dout, ws, need_dx):
         B = x.shape[0]
         nb = self._blocks(B)
-        if nb:
-            K.dense_bwd(x, dout, self.p["w"], self.g["w"], self.g["b"], ws["dx"][:B],
-                        ws["xs"], need_dx, nb)
-            return ws["dx"][:B] if need_dx else None
-        blas_for(self.g["w"].size * B)  # both matmuls: batch x inputs x outputs
-        np.matmul(x.T, dout, out=self.g["w"])
-        np.sum(dout, axis=0, out=self.g["b"])
-        if not need_dx:
-            return None
-        dx = ws["dx"][: x.shape[0]]
-        np.matmul(dout, self.p["w"].T, out=dx)
-        return dx
+        dx = ws["dx"][:B] if need_dx else ws["dx"][:0]
+        args = (x, dout, out, self.p["w"], self.g["w"], self.g["b"], dx, ws["dz"][:B], need_dx)
+        if nb > 1:
+            K.dense_bwd_split(*args, nb, self.act, self.alpha)
+        else:
+            K.dense_bwd(*args, self.act, self.alpha)
+        return dx if need_dx else None
 
     def describe(self):
         return f"dense {self.in_shape[0]}->{self.out_shape[0]}"
@@ -192,7 +196,7 @@ class Activation(Layer):
     def __init__(self, spec, in_shape, out_shape):
         super().__init__(spec, in_shape, out_shape)
         self.fn, self.alpha = spec["fn"], np.float32(spec["alpha"])
-        self.fused = False  # True: the conv before it applies it; this layer passes through
+        self.fused = False  # True: the conv/dense before applies it; this one passes through
 
     def workspace(self, cap, train):
         if self.fused:
@@ -227,7 +231,7 @@ class Activation(Layer):
 
     def describe(self):
         name = self.fn if self.fn == "relu" else f"elu alpha {float(self.alpha):g}"
-        return f"{name} (in conv kernel)" if self.fused else name
+        return f"{name} (in the layer before)" if self.fused else name
 
 
 class Flatten(Layer):

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import CnnvsdnnError, ConfigError, DataError
 from . import kernels as K
-from .layers import TYPES, Activation, Conv
+from .layers import TYPES, Activation, Conv, Dense
 from .spec import normalize_layers
 
 
@@ -32,7 +32,7 @@ class Model:
                 off += n
             layer.bind(p, g)
         for a, b in zip(self.layers, self.layers[1:]):
-            if isinstance(a, Conv) and isinstance(b, Activation):
+            if isinstance(a, (Conv, Dense)) and isinstance(b, Activation):
                 a.fuse(b)
         rng = np.random.default_rng(0) if rng is None else rng
         for layer in self.layers:  # He normal, drawn in layer order: same seed, same params

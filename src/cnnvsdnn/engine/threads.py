@@ -15,13 +15,17 @@ _dense_blocks = 0  # > 1: big dense layers split over this many numba threads (s
 # time slice (median step 3-10x the best). Below ~4M multiply-adds (128x128x128 is 2M, ~50 us)
 # a second thread saves little even on an idle machine, so small layers stay single-threaded.
 BLAS_MIN_MACS = 4_000_000
+# Multiply-adds from which a dense layer's matmuls are split over numba's threads instead.
+# numba's pool wakes in microseconds, so even the 128->64 layer (1M at batch 128) gains;
+# 64->10 (82K) does not.
+SPLIT_MIN_MACS = 500_000
 
 
 def set_threads(n, blas_threads=None):
     """Use ``n`` threads (0 = all cores) for the engine; ``blas_threads`` (default 1) for BLAS.
 
     With single-threaded BLAS (the default) the big dense layers are parallelised by numba
-    instead: ``n`` row blocks, one BLAS call each (``kernels.dense_fwd``). OpenBLAS's own
+    instead: ``n`` row blocks, one BLAS call each (``kernels.dense_fwd_split``). OpenBLAS's own
     threads spin ~0.1 s after every call and take the cores from numba's workers (a CNN step
     took 1.6x longer); on a busy machine they also stall waiting for a descheduled partner.
     ``blas_threads > 1`` gives BLAS that many threads instead, for matmuls of at least
