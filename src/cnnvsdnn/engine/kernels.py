@@ -3,7 +3,7 @@
 activations are NHWC (B, H, W, C) float32; conv weights (F, C, K, K); dense weights (in, out).
 Parallel kernels (conv, max pool) split the batch over threads; each sample writes only its own
 rows or its own partial-gradient slot, and partials are summed over samples in a fixed order,
-so results do not depend on the number of threads (no races, no atomics). Element-wise
+so results do not depend on the number of threads (no races, no atomics). Small element-wise
 kernels are serial on purpose: waking the thread pool costs more than they do.
 """
 
@@ -15,9 +15,9 @@ from ._jit import jit
 
 
 # ----------------------------------------------------------------------------- data
-@jit(exact_division=True)
+@jit(parallel=True, exact_division=True)
 def gather_u8(X, idx, out):
-    """out[i] = X[idx[i]] / 255 in float32, X (N, D) uint8.
+    """out[i] = X[idx[i]] / 255 in float32, X (N, D) uint8; rows split over threads.
 
     A float32 division of an integer 0..255 by 255 is correctly rounded, so it equals
     float32(k / 255.0) (checked for all 256 values in the tests); unlike a table lookup it
@@ -25,7 +25,7 @@ def gather_u8(X, idx, out):
     """
     D = X.shape[1]
     c = np.float32(255.0)
-    for i in range(idx.shape[0]):
+    for i in prange(idx.shape[0]):
         src = X[idx[i]]
         dst = out[i]
         for k in range(D):
@@ -231,11 +231,13 @@ def conv_bwd(dout, out, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx, act, alpha
                         dst[j] = src[j, f]
                 elif act == 1:
                     for j in range(Wo):
-                        dst[j] = src[j, f] if a[j, f] > 0 else np.float32(0.0)
+                        g = src[j, f]  # loaded unconditionally: a select, not a branch that
+                        dst[j] = g if a[j, f] > 0 else np.float32(0.0)  # mispredicts half
                 else:
                     for j in range(Wo):
+                        g = src[j, f]
                         v = a[j, f]
-                        dst[j] = src[j, f] if v > 0 else src[j, f] * (v + alpha)
+                        dst[j] = g if v > 0 else g * (v + alpha)
         _conv_grads_one(xp[s], dzp[t], dwp[s], dbp[s], S, Wp, Ho, Wo)
         if need_dx:
             _conv_dx_one(w, dzp[t], dxp[t], S, Wp, Ho, Wo)
@@ -329,10 +331,12 @@ def _dense_dz(dout, out, dz, db, act, alpha):
         g, a, d = dout[s], out[s], dz[s]
         if act == 1:
             for j in range(M):
-                d[j] = g[j] if a[j] > 0 else np.float32(0.0)
+                v = g[j]  # loaded unconditionally: a select, not a mispredicted branch
+                d[j] = v if a[j] > 0 else np.float32(0.0)
         elif act == 2:
             for j in range(M):
-                d[j] = g[j] if a[j] > 0 else g[j] * (a[j] + alpha)
+                v = g[j]
+                d[j] = v if a[j] > 0 else v * (a[j] + alpha)
     for j in range(M):
         db[j] = 0.0
     for s in range(B):
@@ -415,7 +419,8 @@ def relu_fwd(x, out):
 @jit()
 def relu_bwd(x, dout, dx):
     for i in range(x.shape[0]):
-        dx[i] = dout[i] if x[i] > 0 else np.float32(0.0)
+        g = dout[i]  # loaded unconditionally: a select, not a mispredicted branch
+        dx[i] = g if x[i] > 0 else np.float32(0.0)
 
 
 @jit()
@@ -429,7 +434,8 @@ def elu_fwd(x, out, alpha):
 def elu_bwd(x, out, dout, dx, alpha):
     # d/dz elu = 1 for z > 0, alpha*exp(z) = out + alpha otherwise
     for i in range(x.shape[0]):
-        dx[i] = dout[i] if x[i] > 0 else dout[i] * (out[i] + alpha)
+        g = dout[i]
+        dx[i] = g if x[i] > 0 else g * (out[i] + alpha)
 
 
 @jit()
