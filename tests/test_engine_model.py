@@ -29,6 +29,8 @@ MODELS = {
         *HEAD,
     ],
     "cnn_elu": [CONV3, ELU, FLAT, dense(128), ELU, dense(64), ELU, dense(10)],
+    # dense layers with no activation between them: the unfused path, input gradient included
+    "linear": [FLAT, dense(200), dense(150), dense(10)],
     # geometry the shipped models do not use: stride 2 without padding, overlapping pooling,
     # a conv that needs an input gradient directly after another conv, ELU with alpha != 1
     "odd": [
@@ -235,7 +237,7 @@ def test_training_reduces_loss_on_learnable_data():
         assert acc > 0.9, name
 
 
-@pytest.mark.parametrize("name,batch", [("dnn", 64), ("cnn", 16)])  # no input grad / with one
+@pytest.mark.parametrize("name,batch", [("dnn", 64), ("cnn", 16), ("linear", 64)])
 def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
     """Big dense layers run as numba row blocks of single-threaded BLAS (threads.py)."""
     from cnnvsdnn.engine import threads
@@ -258,3 +260,9 @@ def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
     assert c1 == pytest.approx(c2, rel=1e-6)
     close(g2, g1, rel=1e-5)
     close(p2, p1, rel=1e-5)
+    # and the split run is right, not only equal to the unsplit one
+    rcost, _, rgrads, _ = numpy_ref.loss_and_grad(MODELS[name], (28, 28, 1), 10,
+                                                  model.layer_params(), x, y)
+    assert c2 == pytest.approx(rcost, rel=1e-5)
+    for key, g in model.layer_grads().items():
+        close(g, rgrads[key])

@@ -8,8 +8,9 @@ Conventions:
   dense weights are (inputs, outputs); biases are (outputs,);
 - every parameter lives in ``model.params``, one float32 vector, in layer order, weight then bias;
   ``model.layer_params()`` names the views ("0.conv.w", "0.conv.b", "3.dense.w", ...);
-- an activation layer right after a conv is applied inside the conv kernels (the activation layer
-  then passes through); results are the same, two passes over the activations are saved;
+- an activation layer right after a conv or dense layer is applied inside that layer's kernels
+  (the activation layer then passes through); results are the same, two passes are saved;
+- dense layers call BLAS's sgemm from numba (``kernels._gemm``), blocks of a matrix in place;
 - ``numpy_ref`` is the plain-NumPy twin of every kernel, used by the tests.
 
 Threads: ``set_threads(n)`` sets numba's thread count (per calling thread, as numba does);
