@@ -266,3 +266,23 @@ def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
     assert c2 == pytest.approx(rcost, rel=1e-5)
     for key, g in model.layer_grads().items():
         close(g, rgrads[key])
+
+
+def test_multithreaded_blas_option_matches_numpy_twin():
+    """``set_threads(n, blas_threads=2)``: unsplit dense layers, BLAS's own threads instead."""
+    from cnnvsdnn.engine import threads
+
+    if numba_threads() < 2:
+        pytest.skip("needs 2 threads")
+    model, x, y = make("linear", (28, 28, 1), batch=64)
+    try:
+        set_threads(2, blas_threads=2)
+        assert threads.dense_blocks() == 0 and model.layers[1]._blocks(64) == 1
+        cost, _ = model.loss_and_grad(x, y)
+    finally:
+        set_threads(1)
+    rcost, _, rgrads, _ = numpy_ref.loss_and_grad(MODELS["linear"], (28, 28, 1), 10,
+                                                  model.layer_params(), x, y)
+    assert cost == pytest.approx(rcost, rel=1e-5)
+    for key, g in model.layer_grads().items():
+        close(g, rgrads[key])

@@ -1,4 +1,4 @@
-"""How many threads the engine uses: numba's parallel loops and the BLAS under numpy."""
+"""How many threads the engine uses: numba's parallel loops and BLAS (scipy's, numpy's)."""
 
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls it: load it before limiting
