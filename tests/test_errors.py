@@ -34,6 +34,14 @@ def test_more_bad_configs(tmp_path, data_env, override, words):
     assert not (tmp_path / "run").exists()
 
 
+
+def test_hydra_modes_that_exclude_each_other(tmp_path, data_env):
+    res = run_cli(["train", "-m", "model=dnn,cnn", "--cfg", "hydra",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}"], data_env)
+    _one_line(res, 2, "--cfg and --multirun cannot be combined")
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_corrupt_data_is_never_trained_on(tmp_path, data_env):
     root = tmp_path / "data"
     write_mnist(root / "mnist", n_train=600, n_test=100)

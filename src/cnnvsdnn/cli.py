@@ -52,6 +52,10 @@ _HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-
 _HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i",
                      "--version", "--shell-completion", "-sc", "--resolve"}
 _MAX_PRECHECK = 1000  # sweep combinations checked before a multirun starts
+# Hydra's modes, of which a command may have one.
+_HYDRA_MODES = {"-m": "--multirun", "--multirun": "--multirun", "--cfg": "--cfg", "-c": "--cfg",
+                "--info": "--info", "-i": "--info", "--shell-completion": "--shell-completion",
+                "-sc": "--shell-completion"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +90,10 @@ def _train(args: list[str]) -> int:
 
     register_schemas()
     overrides, flags = _split_hydra_args(args)
+    modes = {_HYDRA_MODES[f] for f in flags if f in _HYDRA_MODES}
+    if len(modes) > 1:  # Hydra would raise a ValueError with a traceback
+        raise ConfigError(f"{' and '.join(sorted(modes))} cannot be combined; use one of them "
+                          f"(e.g. `cnnvsdnn train model=dnn --cfg job` shows one run's config)")
     if not flags & _HYDRA_INFO_FLAGS and not flags & {"--config-dir", "-cd", "--config-path",
                                                        "-cp", "--config-name", "-cn"}:
         _precheck(overrides, multirun=bool(flags & {"-m", "--multirun"}))
