@@ -286,3 +286,14 @@ def test_multithreaded_blas_option_matches_numpy_twin():
     assert cost == pytest.approx(rcost, rel=1e-5)
     for key, g in model.layer_grads().items():
         close(g, rgrads[key])
+
+
+def test_dense_layer_takes_a_strided_input():
+    """The dense kernels hand row strides to BLAS; a non-contiguous input must still be right."""
+    model, x, y = make("linear", (28, 28, 1))
+    dense, ws = model.layers[1], model._train_ws[1]
+    flat = x.reshape(len(x), -1)
+    strided = np.repeat(flat, 2, axis=1)[:, ::2]  # the same values, every other column
+    assert not strided.flags.c_contiguous
+    want = flat @ dense.p["w"] + dense.p["b"]
+    close(dense.forward(strided, ws, True), want, rel=1e-5)

@@ -262,11 +262,12 @@ def sum_samples(part, out):
 
 # ----------------------------------------------------------------------------- dense
 # Dense layers call BLAS's sgemm directly: the one numba's np.dot uses (scipy's OpenBLAS),
-# through numba's own helper ``numba_xxgemm``. With explicit row strides a block of rows or
-# columns of a matrix goes to BLAS in place, never copied out first. Big layers split their
-# matmuls into ``nb`` blocks over numba threads, one single-threaded BLAS call each: numba's
-# workers sleep when idle, whereas OpenBLAS's own threads spin ~0.1 s after every call and
-# take the cores from the conv kernels' workers.
+# through numba's own helper ``numba_xxgemm`` (numba.np.linalg._BLAS, not public API: the
+# engine tests fail loudly should a numba release change it). With explicit row strides a
+# block of rows or columns of a matrix goes to BLAS in place, never copied out first. Big
+# layers split their matmuls into ``nb`` blocks over numba threads, one single-threaded BLAS
+# call each: numba's workers sleep when idle, whereas OpenBLAS's own threads spin ~0.1 s
+# after every call and take the cores from the conv kernels' workers.
 _xxgemm = _BLAS().numba_xxgemm(types.float32)
 _ALPHA_BETA = np.array([1.0, 0.0], np.float32)  # sgemm takes its scalars by reference
 _N, _T, _KIND = np.int8(ord("N")), np.int8(ord("T")), np.int8(ord("s"))

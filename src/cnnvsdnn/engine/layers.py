@@ -80,6 +80,7 @@ class Dense(Layer):
         return 1
 
     def forward(self, x, ws, train):
+        x = np.ascontiguousarray(x)  # the kernels pass row strides to BLAS (no copy if C-order)
         z = ws["out"][: x.shape[0]]
         nb = self._blocks(x.shape[0])
         if nb > 1:
@@ -89,6 +90,7 @@ class Dense(Layer):
         return z
 
     def backward(self, x, out, dout, ws, need_dx):
+        x, dout = np.ascontiguousarray(x), np.ascontiguousarray(dout)
         B = x.shape[0]
         nb = self._blocks(B)
         dx = ws["dx"][:B] if need_dx else ws["dx"][:0]
