@@ -297,3 +297,16 @@ def test_dense_layer_takes_a_strided_input():
     assert not strided.flags.c_contiguous
     want = flat @ dense.p["w"] + dense.p["b"]
     close(dense.forward(strided, ws, True), want, rel=1e-5)
+
+
+def test_warm_up_changes_no_parameter_or_optimizer_state():
+    """train() compiles every kernel before its loop; that must not move the run."""
+    model, x, y = make("cnn", (28, 28, 1))
+    opt = Adam(model.n_params)
+    opt.step(model.params, np.ones_like(model.grads))  # some state to keep
+    before = model.params.copy(), opt.m.copy(), opt.v.copy(), opt.t
+    model.warm_up(np.zeros((3, 28, 28, 1), np.uint8))
+    opt.warm_up()
+    assert np.array_equal(model.params, before[0])
+    assert np.array_equal(opt.m, before[1]) and np.array_equal(opt.v, before[2])
+    assert opt.t == before[3]

@@ -50,3 +50,22 @@ class TrainingProgress:
         if self._progress is not None:
             self._progress.__exit__(*exc)
         return False
+
+
+def compiling(work, enabled: bool = True) -> float:
+    """Run ``work()`` (the engine's first calls: numba compiles its kernels, or loads them from
+    its cache) under a spinner on a terminal; say how long it took when that was noticeable."""
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    if enabled and console.is_terminal:
+        with console.status("compiling the engine's kernels (the first run after an install "
+                            "takes ~20 s; later runs load them from numba's cache)"):
+            work()
+    else:
+        work()
+    seconds = time.perf_counter() - started
+    if enabled and seconds > 2:
+        print(f"engine kernels compiled in {seconds:.1f} s (cached for later runs)",
+              file=sys.stderr, flush=True)
+    return seconds
+

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnvsdnn import checkpoint
 from cnnvsdnn.errors import CnnvsdnnError, ConfigError
-from cnnvsdnn.progress import TrainingProgress
+from cnnvsdnn.progress import TrainingProgress, compiling
 
 # Files of a finished run directory (SPEC section 9).
 LOG, METRICS, PREDICTIONS, PARAMS, TABLES, FIGURE, CONFIG = (
@@ -135,6 +135,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     nbuf = 0
     dev_acc = float("nan")
     stop = _SignalFlag()
+    compiling(lambda: (model.warm_up(X_train), opt.warm_up()), enabled=cfg.progress)
     loop_started = time.perf_counter()
     with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
             TrainingProgress(t.steps, title, enabled=cfg.progress, start=first - 1) as bar, stop:

@@ -27,6 +27,11 @@ class Adam:
         adam_step(params, grads, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps,
                   c1, c2)
 
+    def warm_up(self):
+        """Compile (or load from numba's cache) the update kernel; changes nothing."""
+        e = self.m[:0]
+        adam_step(e, e, e, e, self.lr, self.beta1, self.beta2, self.eps, 1.0, 1.0)
+
     def load_state(self, m, v, t):
         if np.shape(m) != self.m.shape or np.shape(v) != self.v.shape:
             raise ConfigError(

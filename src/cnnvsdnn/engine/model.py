@@ -70,6 +70,14 @@ class Model:
                                         self._need_dx[i])
         return float(cost), float(acc)
 
+    def warm_up(self, X_uint8):
+        """Compile (or load from numba's cache) every kernel of a training step and of
+        evaluation, on a batch of zeros and one image of ``X_uint8``. Parameters stay as they
+        are; ``grads`` are overwritten by the next ``loss_and_grad``."""
+        x = np.zeros((self.batch_size, *self.input_shape), np.float32)
+        self.loss_and_grad(x, np.zeros(self.batch_size, np.int64))
+        self.predict_proba(X_uint8[:1])
+
     # ------------------------------------------------------------------ evaluation
     def predict_proba(self, X, chunk=1000):
         """Class probabilities (N, K) float32 for uint8 (scaled by 1/255) or float images."""
