@@ -36,3 +36,21 @@ def test_bench_rejects_unknown_names(data_env):
         res = run_cli(["bench", *args], data_env)
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_engine_process_is_one_line_not_a_traceback(capfd):
+    """Each engine is timed in a process of its own; when one fails, the parent says which."""
+    import pytest
+
+    from cnnvsdnn.bench import _Worker
+    from cnnvsdnn.errors import CnnvsdnnError
+
+    w = _Worker("numba")
+    try:
+        with pytest.raises(CnnvsdnnError, match="numba benchmark process stopped"):
+            w.call(op="setup", layers=[{"type": "bogus"}], input="28x28x1", threads=1,
+                   batch_size=8)
+    finally:
+        w.close()
+    err = capfd.readouterr().err
+    assert "unknown type 'bogus'" in err and "Traceback" not in err

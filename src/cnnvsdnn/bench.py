@@ -366,4 +366,9 @@ def _print_table(console, rows, compile_s) -> None:
 
 
 if __name__ == "__main__":  # a worker process started by ``_Worker``
-    _serve(sys.argv[1])
+    try:
+        _serve(sys.argv[1])
+    except Exception as ex:  # one line for the parent to point at, not a traceback
+        print(f"cnnvsdnn bench: the {sys.argv[1]} engine failed: {type(ex).__name__}: {ex}",
+              file=sys.stderr)
+        sys.exit(1)

@@ -68,4 +68,3 @@ def compiling(work, enabled: bool = True) -> float:
         print(f"engine kernels compiled in {seconds:.1f} s (cached for later runs)",
               file=sys.stderr, flush=True)
     return seconds
-
