@@ -309,16 +309,30 @@ def dense_fwd(x, w, b, z, act, alpha):
 
 
 @jit(parallel=True)
-def dense_fwd_split(x, w, b, z, nb, act, alpha):
-    """``dense_fwd`` with the batch split into ``nb`` row blocks, one thread each."""
+def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
+    """``dense_fwd`` over ``nb`` threads, split along the inputs: block k multiplies columns
+    r0:r1 of x (read in place) by rows r0:r1 of w into ``part[k]``, then z = sum of the parts
+    in order + b. Each thread touches only its own rows of w, the same rows whose gradient
+    it computes in ``dense_bwd_split``, so they stay in its core's cache (a split along the
+    batch had every thread read all of w: dnn 32x32x3 steps 7-30% slower)."""
     B, N = x.shape
     M = w.shape[1]
     for k in prange(nb):
-        lo = k * B // nb
-        hi = (k + 1) * B // nb
-        if hi > lo:
-            _gemm(False, False, hi - lo, M, N, x[lo:], N, w, M, z[lo:], M)
-            _bias_act_rows(z, b, lo, hi, act, alpha)
+        r0 = k * N // nb
+        r1 = (k + 1) * N // nb
+        pk = part[k, :B]
+        if r1 > r0:
+            _gemm(False, False, B, M, r1 - r0, x[:, r0:], N, w[r0:], M, pk, M)
+        else:
+            pk[...] = 0.0
+    for s in range(B):
+        row = z[s]
+        for j in range(M):
+            acc = part[0, s, j]
+            for k in range(1, nb):
+                acc += part[k, s, j]
+            row[j] = acc
+    _bias_act_rows(z, b, 0, B, act, alpha)
 
 
 @jit()
@@ -360,8 +374,9 @@ def dense_bwd(x, dout, out, w, dw, db, dx, dz, need_dx, act, alpha):
 
 @jit(parallel=True)
 def dense_bwd_split(x, dout, out, w, dw, db, dx, dz, need_dx, nb, act, alpha):
-    """``dense_bwd`` over ``nb`` threads: block k computes rows r0:r1 of dw (inputs r0:r1,
-    a column block of x read in place) and, when ``need_dx``, batch rows lo:hi of dx."""
+    """``dense_bwd`` over ``nb`` threads, split along the inputs like ``dense_fwd_split``:
+    block k computes rows r0:r1 of dw (from columns r0:r1 of x) and, when ``need_dx``,
+    columns r0:r1 of dx (from rows r0:r1 of w), all read and written in place."""
     B, N = x.shape
     M = dout.shape[1]
     _dense_dz(dout, out, dz, db, act, alpha)
@@ -370,10 +385,8 @@ def dense_bwd_split(x, dout, out, w, dw, db, dx, dz, need_dx, nb, act, alpha):
         r1 = (k + 1) * N // nb
         if r1 > r0:
             _gemm(True, False, r1 - r0, M, B, x[:, r0:], N, dz, M, dw[r0:], M)
-        lo = k * B // nb
-        hi = (k + 1) * B // nb
-        if need_dx and hi > lo:
-            _gemm(False, True, hi - lo, N, M, dz[lo:], M, w, M, dx[lo:], N)
+            if need_dx:
+                _gemm(False, True, B, r1 - r0, M, dz, M, w[r0:], M, dx[:, r0:], N)
 
 
 # ----------------------------------------------------------------------------- max pool

@@ -64,7 +64,8 @@ class Dense(Layer):
         self.p["b"][...] = 0.0
 
     def workspace(self, cap, train):
-        ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
+        ws = {"out": np.empty((cap, *self.out_shape), np.float32),
+              "part": np.empty((_SLOTS, cap, *self.out_shape), np.float32)}  # see K.dense_fwd_split
         if train:
             ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
             ws["dz"] = np.empty((cap, *self.out_shape), np.float32)
@@ -84,7 +85,8 @@ class Dense(Layer):
         z = ws["out"][: x.shape[0]]
         nb = self._blocks(x.shape[0])
         if nb > 1:
-            K.dense_fwd_split(x, self.p["w"], self.p["b"], z, nb, self.act, self.alpha)
+            K.dense_fwd_split(x, self.p["w"], self.p["b"], z, ws["part"], nb, self.act,
+                              self.alpha)
         else:
             K.dense_fwd(x, self.p["w"], self.p["b"], z, self.act, self.alpha)
         return z
