@@ -239,7 +239,7 @@ def test_training_reduces_loss_on_learnable_data():
 
 @pytest.mark.parametrize("name,batch", [("dnn", 64), ("cnn", 16), ("linear", 64)])
 def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
-    """Big dense layers run as numba row blocks of single-threaded BLAS (threads.py)."""
+    """Big dense layers run as numba blocks of single-threaded BLAS (threads.py)."""
     from cnnvsdnn.engine import threads
 
     if numba_threads() < 2:

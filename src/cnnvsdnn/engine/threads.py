@@ -25,9 +25,10 @@ def set_threads(n, blas_threads=None):
     """Use ``n`` threads (0 = all cores) for the engine; ``blas_threads`` (default 1) for BLAS.
 
     With single-threaded BLAS (the default) the big dense layers are parallelised by numba
-    instead: ``n`` row blocks, one BLAS call each (``kernels.dense_fwd_split``). OpenBLAS's own
-    threads spin ~0.1 s after every call and take the cores from numba's workers (a CNN step
-    took 1.6x longer); on a busy machine they also stall waiting for a descheduled partner.
+    instead: ``n`` blocks of weight rows, one BLAS call each (``kernels.dense_fwd_split``).
+    OpenBLAS's own threads spin ~0.1 s after every call and take the cores from numba's
+    workers (a CNN step took 1.6x longer); on a busy machine they also stall waiting for a
+    descheduled partner.
     ``blas_threads > 1`` gives BLAS that many threads instead, for matmuls of at least
     ``BLAS_MIN_MACS`` (see ``blas_for``). Both are capped at numba's NUMBA_NUM_THREADS;
     numba's setting applies to the calling thread (numba keeps it per thread).
@@ -50,7 +51,7 @@ def set_threads(n, blas_threads=None):
 
 
 def dense_blocks():
-    """How many numba row blocks a big dense layer uses (0 or 1: plain BLAS calls)."""
+    """How many numba threads a big dense layer is split over (0 or 1: plain BLAS calls)."""
     return _dense_blocks
 
 
