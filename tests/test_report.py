@@ -162,6 +162,27 @@ def test_run_with_another_config_is_refused_not_overwritten(tiny, tmp_path):
     assert tiny["metrics"]["DNN"]["steps"] == 30 and not (tmp_path / "out").exists()
 
 
+
+def test_run_of_another_engine_revision_is_refused_not_reused(tiny, tmp_path):
+    """A finished numba run made by an engine that computes differently is never reused."""
+    from cnnvsdnn.engine import REVISION
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny["root"] / "runs", runs)
+    f = runs / "mnist" / "numba_dnn_seed0" / "metrics.json"
+    m = json.loads(f.read_text())
+    assert m["engine_revision"] == REVISION  # finished runs record it
+    del m["engine_revision"]  # as written before revisions were recorded
+    f.write_text(json.dumps(m))
+    res = _report(["--experiment", tiny["exp"], "--runs-dir", runs, "--out", tmp_path / "out"],
+                  tiny["env"])
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnnvsdnn: error: "), res.stderr
+    assert f"engine revision 1, this cnnvsdnn's is {REVISION}" in lines[0]
+    assert json.loads(f.read_text()) == m and not (tmp_path / "out").exists()
+
+
 def test_multirun_dir_gives_mean_and_sd_over_seeds(tiny, tmp_path):
     """A sweep of two DNN seeds (the second one's numbers shifted) and no CNN or Keras run."""
     sweep = tmp_path / "multirun"

@@ -90,6 +90,7 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy."""
+    from cnnvsdnn.engine import REVISION as ENGINE_REVISION
     from cnnvsdnn.engine import Adam, build_model, set_threads
     from cnnvsdnn.parallel import effective_threads
     from cnnvsdnn.runlog import RunLog
@@ -182,7 +183,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
 
     return finish_run(cfg, run_dir, data, title, predict, model.params, model.layer_params(),
                       steps=t.steps, started=started, loop_seconds=loop_seconds,
-                      extra={"threads": threads})
+                      extra={"threads": threads, "engine_revision": ENGINE_REVISION})
 
 
 class Splits(NamedTuple):
@@ -310,8 +311,25 @@ def run_state(run_dir: Path, config_yaml: str, ignore=None) -> str:
         raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(diff)} "
                           f"differ); delete it to retrain, or pass --runs-dir DIR to keep it")
     if (run_dir / METRICS).is_file():
+        _check_engine_revision(run_dir)
         return "done"
     return "resume" if (run_dir / LOG).is_file() else "new"
+
+
+def _check_engine_revision(run_dir: Path) -> None:
+    """A finished numba run made by an engine that computes differently is not reused."""
+    from cnnvsdnn.engine import REVISION
+
+    try:
+        metrics = json.loads((run_dir / METRICS).read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{run_dir / METRICS} cannot be read; delete {run_dir} to retrain "
+                          f"it") from None
+    revision = metrics.get("engine_revision", 1)
+    if metrics.get("engine") == "numba" and revision != REVISION:
+        raise ConfigError(f"{run_dir} was trained by engine revision {revision}, this "
+                          f"cnnvsdnn's is {REVISION} and gives other numbers; delete it to "
+                          f"retrain, or pass --runs-dir DIR to keep it")
 
 
 def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:

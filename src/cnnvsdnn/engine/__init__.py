@@ -25,4 +25,10 @@ from .model import Model, build_model
 from .spec import validate_layers
 from .threads import set_threads
 
-__all__ = ["Adam", "Model", "build_model", "set_threads", "validate_layers"]
+# Bump when a change alters the numbers a run produces (summation order included): finished
+# runs record it in metrics.json, and `report` and the experiments refuse to reuse a run of
+# another revision. 1: runs made before revisions were recorded; 2: dense layers via sgemm,
+# split along their inputs, activation fused.
+REVISION = 2
+
+__all__ = ["REVISION", "Adam", "Model", "build_model", "set_threads", "validate_layers"]
