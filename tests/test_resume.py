@@ -136,3 +136,29 @@ def test_resume_without_a_run_is_refused(tmp_path, data_env):
                                    f"hydra.run.dir={tmp_path / 'nothing'}"],
                          env=data_env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "holds no run to resume" in res.stderr
+
+
+def test_checkpoint_of_another_engine_revision_is_not_resumed(tmp_path, data_env):
+    """Resuming would mix two engines' numbers: refused, one line, nothing touched."""
+    from cnnvsdnn.engine import REVISION
+
+    run = tmp_path / "run"
+    short = [*TINY, "train.steps=100", "train.eval_every=50", "train.checkpoint_every=50",
+             "progress=false", f"hydra.run.dir={run}"]
+    res = subprocess.run(_cmd() + ["train", *short], env=data_env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    (run / "metrics.json").unlink()  # as if killed after its last checkpoint
+    with np.load(run / "checkpoint.npz") as z:
+        ck = {k: z[k] for k in z.files}
+    assert int(ck["engine_revision"]) == REVISION  # checkpoints record it
+    del ck["engine_revision"]  # as written before revisions were recorded
+    np.savez(run / "checkpoint.npz", **ck)
+    log_bytes = (run / "log.h5").read_bytes()
+    res = subprocess.run(_cmd() + ["train", *short, "train.resume=true"], env=data_env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1].startswith("cnnvsdnn: error: ") and "Traceback" not in res.stderr
+    assert f"engine revision 1, this cnnvsdnn's is {REVISION}" in lines[-1]
+    assert (run / "log.h5").read_bytes() == log_bytes and not (run / "metrics.json").exists()

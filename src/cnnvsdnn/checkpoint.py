@@ -1,9 +1,10 @@
 """Checkpoints: everything a run needs to continue bit for bit, written atomically.
 
 A checkpoint holds the parameters, Adam's moments and step, the batch order (the current
-epoch's permutation, the position in it and the shuffling generator's state), the step, and the
-resolved config. It is written to a temporary name, synced, then renamed over the old one, so a
-crash at any instant leaves either the old or the new checkpoint, never a torn one.
+epoch's permutation, the position in it and the shuffling generator's state), the step, the
+resolved config and the engine revision that wrote it. It is written to a temporary name,
+synced, then renamed over the old one, so a crash at any instant leaves either the old or the
+new checkpoint, never a torn one.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ NAME = "checkpoint.npz"
 
 
 def save(run_dir: Path, *, step: int, params, adam_m, adam_v, adam_t: int, order, pos: int,
-         rng_state: dict, config_yaml: str) -> Path:
+         rng_state: dict, config_yaml: str, engine_revision: int) -> Path:
     path = Path(run_dir) / NAME
     tmp = path.with_name(NAME + ".tmp")
     buf = io.BytesIO()
     np.savez(buf, step=step, params=params, adam_m=adam_m, adam_v=adam_v, adam_t=adam_t,
-             order=order, pos=pos, rng_state=json.dumps(rng_state), config=config_yaml)
+             order=order, pos=pos, rng_state=json.dumps(rng_state), config=config_yaml,
+             engine_revision=engine_revision)
     try:
         with open(tmp, "wb") as f:
             f.write(buf.getbuffer())
@@ -50,4 +52,6 @@ def load(run_dir: Path) -> dict:
     return {"step": int(ck["step"]), "params": ck["params"], "adam_m": ck["adam_m"],
             "adam_v": ck["adam_v"], "adam_t": int(ck["adam_t"]), "order": ck["order"],
             "pos": int(ck["pos"]), "rng_state": json.loads(str(ck["rng_state"])),
-            "config": str(ck["config"])}
+            "config": str(ck["config"]),
+            # checkpoints written before revisions were recorded come from revision 1
+            "engine_revision": int(ck["engine_revision"]) if "engine_revision" in ck else 1}

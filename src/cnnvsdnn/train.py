@@ -102,6 +102,11 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     # killed before its first checkpoint: a resume starts again from step 0 in the same directory
     resumable = t.resume and (run_dir / checkpoint.NAME).exists()
     ckpt = checkpoint.load(run_dir) if resumable else None
+    if ckpt is not None and ckpt["engine_revision"] != ENGINE_REVISION:
+        raise ConfigError(f"{run_dir}'s checkpoint was written by engine revision "
+                          f"{ckpt['engine_revision']}, this cnnvsdnn's is {ENGINE_REVISION}: "
+                          f"resuming would mix two engines' numbers; train it again in another "
+                          f"hydra.run.dir (or delete it)")
     threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
     set_threads(threads)
     data = load_splits(cfg)
@@ -127,7 +132,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
         s = batches.state()
         checkpoint.save(run_dir, step=step, params=model.params, adam_m=opt.m, adam_v=opt.v,
                         adam_t=opt.t, order=s["order"], pos=s["pos"], rng_state=s["rng_state"],
-                        config_yaml=config_yaml)
+                        config_yaml=config_yaml, engine_revision=ENGINE_REVISION)
 
     # --- the loop: every step a batch cost/accuracy; every eval_every steps the dev set
     title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
