@@ -287,16 +287,16 @@ def _gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
 
 @jit()
 def _bias_act_rows(z, b, lo, hi, act, alpha):
-    """z[lo:hi] += b, then the fused activation (0 none, 1 ReLU, 2 ELU(alpha))."""
+    """z[lo:hi] += b, then the fused activation (0 none, 1 ReLU, 2 ELU(alpha)) in place, by
+    the activation layer's own kernels (a row is in L1 by then)."""
     for s in range(lo, hi):
         row = z[s]
         for j in range(row.shape[0]):
-            v = row[j] + b[j]
-            if act == 1:
-                v = v if v > 0 else np.float32(0.0)
-            elif act == 2:
-                v = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
-            row[j] = v
+            row[j] += b[j]
+        if act == 1:
+            relu_fwd(row, row)
+        elif act == 2:
+            elu_fwd(row, row, alpha)
 
 
 @jit()
@@ -337,27 +337,23 @@ def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
 
 @jit()
 def _dense_dz(dout, out, dz, db, act, alpha):
-    """dz = dout * act'(out) (the fused activation's derivative, taken from its output;
-    ELU: out + alpha below zero), and db = its column sums over the batch in order."""
+    """dz = dout * act'(out) by the activation layer's own kernels, and db = its column sums
+    over the batch in order. The derivative is taken from the activation's output: out > 0
+    exactly where its input is, so ``out`` stands in for the input the kernels ask for."""
     B, M = dout.shape
+    g, a, d = dout.reshape(-1), out.reshape(-1), dz.reshape(-1)
     if act == 0:
         dz[...] = dout
-    for s in range(B):
-        g, a, d = dout[s], out[s], dz[s]
-        if act == 1:
-            for j in range(M):
-                v = g[j]  # loaded unconditionally: a select, not a mispredicted branch
-                d[j] = v if a[j] > 0 else np.float32(0.0)
-        elif act == 2:
-            for j in range(M):
-                v = g[j]
-                d[j] = v if a[j] > 0 else v * (a[j] + alpha)
+    elif act == 1:
+        relu_bwd(a, g, d)
+    else:
+        elu_bwd(a, a, g, d, alpha)
     for j in range(M):
         db[j] = 0.0
     for s in range(B):
-        d = dz[s]
+        row = dz[s]
         for j in range(M):
-            db[j] += d[j]
+            db[j] += row[j]
 
 
 @jit()
