@@ -65,19 +65,19 @@ ABLATIONS := ablation-mnist ablation-fashion_mnist ablation-cifar10 ablation-svh
 ablation: $(ABLATIONS)  ## the section 5.10 ablation on every dataset whose data is present
 
 ablation-mnist: $(INSTALLED)  ## filters 3/8/16/32, pooling, 2nd conv, ELU; 5 seeds: outputs/ablation/mnist
-	$(BIN)/python experiments/ablation.py mnist $(ARGS)
+	$(BIN)/cnnvsdnn ablation mnist $(ARGS)
 
 ablation-fashion_mnist: $(INSTALLED)  ## the same on Fashion-MNIST
-	$(BIN)/python experiments/ablation.py fashion_mnist $(ARGS)
+	$(BIN)/cnnvsdnn ablation fashion_mnist $(ARGS)
 
 ablation-cifar10: $(INSTALLED)  ## the same on CIFAR-10 (skipped without its data)
-	$(BIN)/python experiments/ablation.py cifar10 $(ARGS)
+	$(BIN)/cnnvsdnn ablation cifar10 $(ARGS)
 
 ablation-svhn: $(INSTALLED)  ## the same on SVHN (skipped without its data)
-	$(BIN)/python experiments/ablation.py svhn $(ARGS)
+	$(BIN)/cnnvsdnn ablation svhn $(ARGS)
 
 seeds-mnist: $(INSTALLED)  ## DNN against CNN over 5 seeds, paired: outputs/seeds/mnist
-	$(BIN)/python experiments/ablation.py mnist --models dnn,cnn --baseline dnn --out outputs/seeds $(ARGS)
+	$(BIN)/cnnvsdnn ablation mnist --models dnn,cnn --baseline dnn --out outputs/seeds $(ARGS)
 
 lint: $(INSTALLED)  ## ruff
 	$(BIN)/ruff check src tests

@@ -3,7 +3,7 @@
 ``cnnvsdnn report --experiment cifar10`` (``make report-cifar10``) trains the runs below that
 are missing and writes the tables beside the published values, typed in from
 ``reference/report_tables.md`` (Svalheim & Andersen 2019); this file is their only copy in the
-project. Note: the study's CNNs saw scrambled CIFAR-10 images (SPEC section 2); ours do not.
+project. Note: the study's CNNs saw scrambled CIFAR-10 images (docs/method.md section 1); ours do not.
 """
 
 DATASET = "cifar10"
@@ -44,5 +44,5 @@ PUBLISHED = {
 
 NOTES = [
     "The study decoded CIFAR-10 rows as (32,32,3), scrambling every image its CNNs saw; ours "
-    "are decoded channel-planar (SPEC section 2), so the CNN columns need not agree.",
+    "are decoded channel-planar, so the CNN columns need not agree.",
 ]

@@ -11,7 +11,8 @@ TABLES = {"accuracy": "VI", "classes": "VII"}
 SEEDS = [0]
 
 # Column -> the `cnnvsdnn train` overrides of its run (the report adds dataset= and seed=).
-# Steps of SPEC section 5; the Keras column is the study's Keras protocol (SPEC section 8).
+# The study's steps (docs/method.md section 5); the Keras column is the study's Keras protocol
+# (section 7).
 RUNS = {
     "DNN": ["model=dnn", "engine=numba", "train.steps=2000"],
     "CNN": ["model=cnn", "engine=numba", "train.steps=2000"],

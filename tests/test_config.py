@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnvsdnn.cli import compose_config
+from cnnvsdnn.config import compose_config
 from cnnvsdnn.errors import ConfigError
 
 

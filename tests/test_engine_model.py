@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from cnnvsdnn.engine import Adam, build_model, numpy_ref, set_threads
+from cnnvsdnn.engines import numpy_twin as numpy_ref
+from cnnvsdnn.engines.numba import Adam, build_model, set_threads
 
 CONV3 = {"type": "conv", "filters": 3, "kernel": 3, "padding": 1, "stride": 1}
 RELU = {"type": "activation", "fn": "relu"}
@@ -148,7 +149,7 @@ def test_numba_thread_count_does_not_change_a_bit():
 
 def test_set_threads_runs_repeat_exactly():
     model, x, y = make("cnn", (28, 28, 1), batch=16)
-    set_threads(2 if numba_threads() >= 2 else 1)
+    model.use_threads(set_threads(2 if numba_threads() >= 2 else 1))
     model.loss_and_grad(x, y)
     first = model.grads.copy()
     model.loss_and_grad(x, y)
@@ -240,8 +241,6 @@ def test_training_reduces_loss_on_learnable_data():
 @pytest.mark.parametrize("name,batch", [("dnn", 64), ("cnn", 16), ("linear", 64)])
 def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
     """Big dense layers run as numba blocks of single-threaded BLAS (threads.py)."""
-    from cnnvsdnn.engine import threads
-
     if numba_threads() < 2:
         pytest.skip("needs 2 numba threads")
     model, x, y = make(name, (28, 28, 1), batch=batch)
@@ -249,8 +248,9 @@ def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
     runs = []
     try:
         for n in (1, 2):
-            set_threads(n)
-            assert threads.dense_blocks() == n
+            plan = set_threads(n)
+            model.use_threads(plan)
+            assert plan.dense_blocks == n
             assert dense._blocks(batch) == n  # the path under test is taken
             cost, _ = model.loss_and_grad(x, y)
             runs.append((cost, model.grads.copy(), model.predict_proba(x, chunk=batch)))
@@ -270,14 +270,13 @@ def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
 
 def test_multithreaded_blas_option_matches_numpy_twin():
     """``set_threads(n, blas_threads=2)``: unsplit dense layers, BLAS's own threads instead."""
-    from cnnvsdnn.engine import threads
-
     if numba_threads() < 2:
         pytest.skip("needs 2 threads")
     model, x, y = make("linear", (28, 28, 1), batch=64)
     try:
-        set_threads(2, blas_threads=2)
-        assert threads.dense_blocks() == 0 and model.layers[1]._blocks(64) == 1
+        plan = set_threads(2, blas_threads=2)
+        model.use_threads(plan)
+        assert plan.dense_blocks == 0 and model.layers[1]._blocks(64) == 1
         cost, _ = model.loss_and_grad(x, y)
     finally:
         set_threads(1)

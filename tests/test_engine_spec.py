@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cnnvsdnn.engine import Adam, build_model, set_threads, validate_layers
+from cnnvsdnn.engines import validate_layers
+from cnnvsdnn.engines.numba import Adam, build_model, set_threads
 from cnnvsdnn.errors import CnnvsdnnError, ConfigError, DataError
 
 CONV = {"type": "conv", "filters": 3, "kernel": 3, "padding": 1, "stride": 1}

@@ -17,9 +17,9 @@ if importlib.util.find_spec("keras") is None or importlib.util.find_spec("tensor
     pytest.skip("the optional extra 'reference' (keras 3, tensorflow-cpu) is not installed; "
                 "pip install 'cnnvsdnn[reference]'", allow_module_level=True)
 
-from cnnvsdnn import keras_engine as ke  # noqa: E402
 from cnnvsdnn.config import conf_dir  # noqa: E402
-from cnnvsdnn.engine import Adam, build_model  # noqa: E402
+from cnnvsdnn.engines import keras as ke  # noqa: E402
+from cnnvsdnn.engines.numba import Adam, build_model  # noqa: E402
 
 K = ke.load_keras()  # a broken install fails here (not skipped)
 tf = K.tf

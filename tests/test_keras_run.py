@@ -10,10 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from cnnvsdnn import keras_engine as ke
-from cnnvsdnn.cli import compose_config
+from cnnvsdnn.config import compose_config, validate
+from cnnvsdnn.engines import keras as ke
 from cnnvsdnn.errors import ConfigError
-from cnnvsdnn.runlog import read_log
+from cnnvsdnn.run import train
+from cnnvsdnn.run.log import read_log
+from cnnvsdnn.run.schedule import study_epochs
 from tests.conftest import TINY, run_cli
 
 HAVE_KERAS = (importlib.util.find_spec("keras") is not None
@@ -33,10 +35,8 @@ def _keras_cfg(*overrides):
 @needs_keras
 def test_ours_protocol_tracks_the_numba_run(data_env, tmp_path):
     """Same initial weights, batches and Adam: the per-step costs of the two engines agree."""
-    from cnnvsdnn.train import train
-
     train(compose_config(QUIET), tmp_path / "numba")
-    ke.train_keras(_keras_cfg("engine.protocol=ours"), tmp_path / "keras")
+    train(_keras_cfg("engine.protocol=ours"), tmp_path / "keras")
 
     assert FILES <= {p.name for p in (tmp_path / "keras").iterdir()}
     a, b = read_log(tmp_path / "numba" / "log.h5"), read_log(tmp_path / "keras" / "log.h5")
@@ -67,8 +67,8 @@ def test_ours_protocol_tracks_the_numba_run(data_env, tmp_path):
 def test_study_protocol_fits_epochs_and_is_seeded(data_env, tmp_path):
     """Keras's fit: batch fit_batch_size, per-epoch dev evaluation; same seed, same numbers."""
     over = ("engine.protocol=study", "engine.epochs=2", "engine.fit_batch_size=64")
-    ke.train_keras(_keras_cfg(*over), tmp_path / "a")
-    ke.train_keras(_keras_cfg(*over), tmp_path / "b")
+    train(_keras_cfg(*over), tmp_path / "a")
+    train(_keras_cfg(*over), tmp_path / "b")
 
     steps = 2 * -(-1000 // 64)  # 1000 training images after the 200-image dev split
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
@@ -104,7 +104,7 @@ def test_cli_trains_with_keras(data_env, tmp_path):
 ])
 def test_bad_keras_settings_are_one_line_config_errors(override, words):
     with pytest.raises(ConfigError) as ex:
-        ke.check_config(_keras_cfg(override))
+        validate(_keras_cfg(override))
     assert words in str(ex.value) and "\n" not in str(ex.value)
 
 
@@ -116,6 +116,6 @@ def test_missing_extra_says_how_to_install(monkeypatch):
 
 
 def test_study_epochs_default_to_the_studys():
-    assert ke.study_epochs(_keras_cfg()) == 10
-    assert ke.study_epochs(_keras_cfg("dataset=svhn")) == 20
-    assert ke.study_epochs(_keras_cfg("engine.epochs=3")) == 3
+    assert study_epochs(_keras_cfg()) == 10
+    assert study_epochs(_keras_cfg("dataset=svhn")) == 20
+    assert study_epochs(_keras_cfg("engine.epochs=3")) == 3

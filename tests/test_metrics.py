@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from cnnvsdnn.errors import ConfigError
-from cnnvsdnn.metrics import area_ratio, format_split_table, load_predictions, split_metrics
+from cnnvsdnn.evaluation.metrics import (
+    area_ratio,
+    format_split_table,
+    load_predictions,
+    split_metrics,
+)
 from tests.data import published
 
 DATA = Path(__file__).parent / "data"

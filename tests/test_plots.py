@@ -5,8 +5,8 @@ import pytest
 from matplotlib.image import imread
 
 from cnnvsdnn.errors import CnnvsdnnError
-from cnnvsdnn.plots import moving_average, plot_f1_comparison, plot_training
-from cnnvsdnn.runlog import RunLog, read_log
+from cnnvsdnn.evaluation.figures import moving_average, plot_f1_comparison, plot_training
+from cnnvsdnn.run.log import RunLog, read_log
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cnnvsdnn import data
-from cnnvsdnn.report import load_experiment
+from cnnvsdnn.analysis.experiments import load_experiment
 from tests.conftest import TINY, run_cli
 
 PUBLISHED = load_experiment("mnist").published
@@ -165,7 +165,7 @@ def test_run_with_another_config_is_refused_not_overwritten(tiny, tmp_path):
 
 def test_run_of_another_engine_revision_is_refused_not_reused(tiny, tmp_path):
     """A finished numba run made by an engine that computes differently is never reused."""
-    from cnnvsdnn.engine import REVISION
+    from cnnvsdnn.engines.numba import REVISION
 
     runs = tmp_path / "runs"
     shutil.copytree(tiny["root"] / "runs", runs)

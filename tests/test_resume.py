@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnvsdnn.runlog import read_log
+from cnnvsdnn.run.log import read_log
 from tests.conftest import TINY
 
 STEPS = 800
@@ -140,7 +140,7 @@ def test_resume_without_a_run_is_refused(tmp_path, data_env):
 
 def test_checkpoint_of_another_engine_revision_is_not_resumed(tmp_path, data_env):
     """Resuming would mix two engines' numbers: refused, one line, nothing touched."""
-    from cnnvsdnn.engine import REVISION
+    from cnnvsdnn.engines.numba import REVISION
 
     run = tmp_path / "run"
     short = [*TINY, "train.steps=100", "train.eval_every=50", "train.checkpoint_every=50",

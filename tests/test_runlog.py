@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cnnvsdnn.errors import ConfigError
-from cnnvsdnn.runlog import RunLog, read_log
+from cnnvsdnn.run.log import RunLog, read_log
 
 CONFIG = "dataset: mnist\nmodel: dnn\nseed: 0\n"
 
@@ -94,7 +94,7 @@ def test_missing_or_bad_file(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from cnnvsdnn.runlog import RunLog
+    from cnnvsdnn.run.log import RunLog
     log = RunLog(sys.argv[1], "seed: 0\\n")
     step = 0
     while True:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cnnvsdnn import summarize as S
+from cnnvsdnn.analysis import summarize as S
 from cnnvsdnn.errors import ConfigError
 from tests.conftest import run_cli
 from tests.test_sweep import MODELS, SEEDS, joblib_sweep

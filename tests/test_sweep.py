@@ -5,7 +5,6 @@ The joblib sweep is shared with tests/test_summarize.py (one sweep per test sess
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,8 +15,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
-from cnnvsdnn import parallel
+from cnnvsdnn.analysis import ablation
+from cnnvsdnn.cli import main
 from cnnvsdnn.config import conf_dir, register_schemas
+from cnnvsdnn.errors import ConfigError
+from cnnvsdnn.run import cpus as parallel
 from tests.conftest import TINY, run_cli
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -154,37 +156,35 @@ def test_slurm_preset_sets_the_submitit_slurm_launcher(hydra_job):
 
 
 # --------------------------------------------------------------------------- the ablation
-def _ablation():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "ablation.py"
-    spec = importlib.util.spec_from_file_location("ablation", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _plan(*args):
+    """The ablation's plan as {state: [(model, seed, run_dir)]}."""
+    states = {"done": [], "resume": [], "new": []}
+    for p in ablation.points(*args):
+        states[p.state].append((p.label, p.seed, p.run_dir))
+    return states
 
 
 def test_ablation_reuses_finished_runs_and_resumes_interrupted_ones(sweep_dir, data_env,
                                                                     tmp_path):
-    ab = _ablation()
-    states = ab.plan("mnist", ["cnn", "dnn"], [0, 1, 2, 3], sweep_dir, SWEEP_ARGS)
+    states = _plan("mnist", ["cnn", "dnn"], [0, 1, 2, 3], sweep_dir, SWEEP_ARGS)
     assert sorted((m, s) for m, s, _ in states["done"]) == [(m, s) for m in ("cnn", "dnn")
                                                              for s in SEEDS]
     assert [(m, s) for m, s, _ in states["new"]] == [("cnn", 3), ("dnn", 3)]
     # thread count and progress do not make a run different; another step count does
-    assert len(ab.plan("mnist", ["cnn"], [0], sweep_dir,
+    assert len(_plan("mnist", ["cnn"], [0], sweep_dir,
                        [*SWEEP_ARGS, "engine.threads=1", "progress=true"])["done"]) == 1
-    with pytest.raises(ab.ConfigError, match="train.steps differ"):
-        ab.plan("mnist", ["cnn"], [0], sweep_dir, [*SWEEP_ARGS, "train.steps=20"])
+    with pytest.raises(ConfigError, match="train.steps differ"):
+        _plan("mnist", ["cnn"], [0], sweep_dir, [*SWEEP_ARGS, "train.steps=20"])
     # an interrupted run (log and config, no metrics) is resumed, not retrained
     broken = tmp_path / "mnist" / "numba_cnn_seed0"
     broken.mkdir(parents=True)
     for f in ("config.yaml", "log.h5"):
         (broken / f).write_bytes((sweep_dir / "numba_cnn_seed0" / f).read_bytes())
-    assert ab.plan("mnist", ["cnn"], [0], tmp_path / "mnist", SWEEP_ARGS)["resume"]
+    assert _plan("mnist", ["cnn"], [0], tmp_path / "mnist", SWEEP_ARGS)["resume"]
 
 
 def test_ablation_table_from_finished_runs(sweep_dir, data_env, tmp_path):
-    ab = _ablation()
-    rc = ab.main(["mnist", "--models", "cnn,dnn", "--seeds", "0-2", "--no-train",
+    rc = main(["ablation", "mnist", "--models", "cnn,dnn", "--seeds", "0-2", "--no-train",
                   "--runs-dir", str(sweep_dir.parent), "--out", str(tmp_path), "--",
                   *SWEEP_ARGS])
     assert rc == 0

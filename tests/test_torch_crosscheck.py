@@ -10,47 +10,18 @@ import numpy as np
 import pytest
 import yaml
 
-from cnnvsdnn.engine import Adam, build_model
+from cnnvsdnn.engines.numba import Adam, build_model
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install 'cnnvsdnn[bench]'")
+from cnnvsdnn.engines.torch import build_torch_model  # noqa: E402
 
 MODELS = sorted((Path(__file__).resolve().parents[1] / "conf" / "model").glob("*.yaml"))
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 
 
-class _NHWCFlatten(torch.nn.Module):
-    """Our flatten order is (H, W, C); PyTorch's tensors are NCHW."""
-
-    def forward(self, x):
-        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1) if x.dim() == 4 else x
-
-
 def _torch_twin(layers, shape, ours):
-    """The same network in PyTorch, with our parameters copied in."""
-    c = shape[2]
-    mods = []
-    params = ours.layer_params()
-    for i, lay in enumerate(layers):
-        t = lay["type"]
-        if t == "conv":
-            m = torch.nn.Conv2d(c, lay["filters"], lay["kernel"], stride=lay.get("stride", 1),
-                                padding=lay.get("padding", 0))
-            m.weight.data = torch.from_numpy(params[f"{i}.conv.w"].copy())  # (F, C, K, K)
-            m.bias.data = torch.from_numpy(params[f"{i}.conv.b"].copy())
-            c = lay["filters"]
-        elif t == "maxpool":
-            m = torch.nn.MaxPool2d(lay["size"], lay.get("stride", lay["size"]))
-        elif t == "activation":
-            m = torch.nn.ReLU() if lay["fn"] == "relu" else torch.nn.ELU(lay.get("alpha", 1.0))
-        elif t == "flatten":
-            m = _NHWCFlatten()
-        elif t == "dense":
-            w = params[f"{i}.dense.w"]  # (in, out); PyTorch's Linear holds (out, in)
-            m = torch.nn.Linear(*w.shape)
-            m.weight.data = torch.from_numpy(w.T.copy())
-            m.bias.data = torch.from_numpy(params[f"{i}.dense.b"].copy())
-        mods.append(m)
-    return torch.nn.Sequential(*mods)
+    """The same network in PyTorch (the registry's torch layers), with our parameters."""
+    return build_torch_model(layers, shape, 10, params=ours.layer_params())
 
 
 def _close(ours, theirs, what, rtol=2e-4):

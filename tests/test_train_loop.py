@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnvsdnn.train import BatchOrder, cross_entropy
+from cnnvsdnn.evaluation.metrics import cross_entropy
+from cnnvsdnn.run.batches import BatchOrder
 
 
 def test_batches_cover_each_epoch_once_and_wrap():

@@ -2,8 +2,8 @@
 ``experiments/<dataset>.py`` and keyed like the .npz files here: ``<dataset>_<model>`` with
 model dnn, cnn or keras_cnn."""
 
+from cnnvsdnn.analysis.experiments import load_experiment
 from cnnvsdnn.data import DATASETS
-from cnnvsdnn.report import load_experiment
 
 CIFAR10_CLASSES = [c.capitalize() for c in DATASETS["cifar10"].classes]  # as the study prints
 _MODELS = {"DNN": "dnn", "CNN": "cnn", "Keras": "keras_cnn"}

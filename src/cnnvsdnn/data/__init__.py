@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from cnnvsdnn.data import cache, sources
-from cnnvsdnn.data.registry import DATASETS, DatasetInfo
-from cnnvsdnn.errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
+from ..evaluation.figures import plot_image_grid
+from ..ui import warn
+from . import cache, sources
+from .display import print_fetched, print_status, print_verify
+from .registry import DATASETS, DatasetInfo
 
-__all__ = ["DATASETS", "DatasetInfo", "Dataset", "data_dir", "load_dataset", "dev_split",
-           "fetch", "verify", "list_status", "export", "show", "DataError"]
+__all__ = ["DATASETS", "DatasetInfo", "Dataset", "Splits", "data_dir", "load_dataset",
+           "load_splits", "dev_split", "fetch", "verify", "list_status", "export", "show",
+           "DataError"]
 
 
 @dataclass
@@ -75,7 +80,7 @@ def load_dataset(name: str, verify: bool = True, mirror: str | None = None,
         arrays, why = cache.load(ddir, manifest)
         if arrays is not None:
             return Dataset(name, info, **arrays, source=manifest["source"])
-        sources.warn(f"{name}: {why}; decoding the raw files again")
+        warn(f"{name}: {why}; decoding the raw files again")
         cache.clear(ddir)
     arrays, source, inputs, checked = sources.obtain(info, ddir, verify, mirror, progress)
     for split in ("train", "test"):
@@ -86,8 +91,8 @@ def load_dataset(name: str, verify: bool = True, mirror: str | None = None,
     try:
         cache.save(ddir, arrays, source, inputs, verified=checked)
     except OSError as e:
-        sources.warn(f"{name}: cannot cache the decoded arrays in {ddir} ({e.strerror}); "
-                     "the next load decodes again")
+        warn(f"{name}: cannot cache the decoded arrays in {ddir} ({e.strerror}); "
+             "the next load decodes again")
     return Dataset(name, info, **arrays, source=source)
 
 
@@ -112,13 +117,31 @@ def dev_split(n: int, dev_size: int = 5000, mode: str = "random",
     return np.flatnonzero(mask).astype(np.int64), dev.astype(np.int64)
 
 
+class Splits(NamedTuple):
+    """A dataset's three splits as ``(X uint8 (N,H,W,C), y int64 (N,))`` and its info."""
+
+    info: DatasetInfo
+    train: tuple
+    dev: tuple
+    test: tuple
+
+
+def load_splits(name: str, dev_size: int = 5000, dev_mode: str = "random", seed: int = 0,
+                verify: bool = True, mirror: str | None = None, progress: bool = True) -> Splits:
+    """The official training set split into train and dev by :func:`dev_split`, and the test
+    set, with int64 labels (what the training loop needs)."""
+    ds = load_dataset(name, verify=verify, mirror=mirror, progress=progress)
+    train_idx, dev_idx = dev_split(ds.train_y.size, dev_size, mode=dev_mode, seed=seed)
+    return Splits(ds.info, (ds.train_X[train_idx], ds.train_y[train_idx].astype(np.int64)),
+                  (ds.train_X[dev_idx], ds.train_y[dev_idx].astype(np.int64)),
+                  (ds.test_X, ds.test_y.astype(np.int64)))
+
+
 def fetch(names, mirror: str | None = None, verify: bool = True) -> dict[str, str]:
     """Get each dataset into the cache (``cnnvsdnn data fetch``); prints and returns the sources.
 
     Raises DataError for the first dataset that cannot be had.
     """
-    from cnnvsdnn.data.display import print_fetched
-
     out = {}
     for name in names:
         ds = load_dataset(name, verify=verify, mirror=mirror, progress=True)
@@ -130,8 +153,6 @@ def fetch(names, mirror: str | None = None, verify: bool = True) -> dict[str, st
 def verify(names) -> bool:
     """Check raw files against their published checksums and cached arrays against their
     sha256 (``cnnvsdnn data verify``); prints one row per file, True if all are good."""
-    from cnnvsdnn.data.display import print_verify
-
     rows = []
     for name in names:
         info = dataset_info(name)
@@ -159,8 +180,6 @@ def verify(names) -> bool:
 
 def list_status(print_table: bool = True) -> list[dict]:
     """One row per dataset (``cnnvsdnn data list``): status, source, bytes on disk, directory."""
-    from cnnvsdnn.data.display import print_status
-
     rows = []
     for name, info in DATASETS.items():
         ddir = data_dir() / name
@@ -212,6 +231,12 @@ def export(name: str, split: str, out_npz, dev_size: int = 5000, mode: str = "ra
 def show(name: str, out_png, per_class: int = 8, seed: int = 0, verify: bool = True) -> Path:
     """A grid of ``per_class`` random training images per class (rows) as PNG, like the
     study's figures 1-3."""
-    from cnnvsdnn.data.display import image_grid
-
-    return image_grid(load_dataset(name, verify=verify), out_png, per_class, seed)
+    ds = load_dataset(name, verify=verify)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(ds.info.n_classes):
+        idx = np.flatnonzero(ds.train_y == c)
+        pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        rows.append(ds.train_X[np.asarray(pick, dtype=np.int64)])
+    return plot_image_grid(rows, list(ds.info.classes), out_png,
+                           f"{ds.name}: {per_class} training images per class")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnvsdnn.errors import DataError
+from ..errors import DataError
 
 Arrays = dict[str, np.ndarray]  # train_X, train_y, test_X, test_y
 

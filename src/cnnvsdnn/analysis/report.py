@@ -1,0 +1,325 @@
+"""``cnnvsdnn report``: the study's tables and figures from finished runs, beside its values.
+
+Two ways in:
+
+- ``report RUN_DIR… [--out DIR]`` reads every ``metrics.json`` under the given directories (a
+  run directory or a multirun sweep) and writes, per dataset, into ``DIR/<dataset>/``:
+  the accuracy table (the study's IV, VI, VIII) and the per-class table (V, VII, IX) as
+  Markdown, CSV and LaTeX, ``report.md`` with both, one training figure per run (figures 8-16)
+  and a per-class F1 figure. Each of our columns stands beside the published value and the
+  difference; several seeds of one column show as mean ± sd (sample sd).
+- ``report --experiment mnist`` runs the experiment ``experiments/mnist.py`` first: it trains
+  (``cnnvsdnn train`` subprocesses, progress shown) the runs the tables need that are not
+  finished yet in ``--runs-dir``, resumes an interrupted one, reuses a finished one with the
+  same config, and skips a dataset that cannot be had or a Keras column without Keras.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from ..config import compose_config
+from ..data import DATASETS
+from ..errors import CnnvsdnnError, ConfigError
+from ..evaluation.figures import plot_f1_comparison, plot_training
+from ..evaluation.stats import describe
+from ..evaluation.tables import NA, Table
+from ..run.files import LOG, find_runs, read_metrics
+from ..run.log import read_log
+from .experiments import (
+    Experiment,
+    default_experiment,
+    default_label,
+    load_experiment,
+    model_engine,
+)
+from .plan import Point, plan, train_point, unavailable
+
+SPLITS = (("train", "Training"), ("dev", "Development"), ("test", "Test"))
+DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+                  "svhn": "SVHN"}
+
+
+# ------------------------------------------------------------------------------ training
+def _keras_missing() -> str | None:
+    for mod in ("keras", "tensorflow"):
+        if importlib.util.find_spec(mod) is None:
+            return mod
+    return None
+
+
+def _run_dir_name(dataset_dir: Path, overrides: list[str], seed: int, taken: set) -> Path:
+    model, engine, protocol = model_engine(overrides)
+    stem = f"{engine}_{model}" + (f"_{protocol}" if protocol not in (None, "study") else "")
+    d = dataset_dir / f"{stem}_seed{seed}"
+    if d in taken:
+        raise ConfigError(f"two columns of the experiment would train into {d} (same model and "
+                          f"engine); give them different models or engines")
+    taken.add(d)
+    return d
+
+
+def prepare_runs(exp: Experiment, runs_dir: Path, seeds: list[int] | None = None,
+                 train: bool = True) -> tuple[list[Path], list[str], list[str]]:
+    """Train what the experiment lacks (see the module docstring).
+
+    Returns (finished run directories, notes for the report, failures)."""
+    seeds = exp.seeds if seeds is None else seeds
+    runs_dir = Path(runs_dir).resolve() / exp.dataset
+    points: list[Point] = []
+    notes: list[str] = []
+    taken: set = set()
+    for label, overrides in exp.runs.items():
+        _, engine, _ = model_engine(overrides)
+        if engine == "keras" and (mod := _keras_missing()):
+            notes.append(f"{label}: not trained, `{mod}` is not installed (pip install "
+                         f"'cnnvsdnn[reference]'); the column shows {NA}.")
+            continue
+        for seed in seeds:
+            p = Point(label, exp.dataset, [f"dataset={exp.dataset}", *overrides, f"seed={seed}"],
+                      seed, _run_dir_name(runs_dir, overrides, seed, taken))
+            try:
+                compose_config(p.overrides)
+            except ConfigError as ex:
+                if engine != "keras":
+                    raise ConfigError(f"experiment {exp.path}, column {label}: {ex}") from None
+                notes.append(f"{label}: not trained ({ex}); the column shows {NA}.")
+                break
+            points.append(p)
+    plan(points)
+    done = [p.run_dir for p in points if p.state == "done"]
+    for p in points:
+        if p.state == "done":
+            print(f"report: {p.dataset} {p.label} seed {p.seed}: reusing {p.run_dir}",
+                  flush=True)
+    todo = [p for p in points if p.state != "done"]
+    if not train:
+        notes += [f"{p.label} seed {p.seed}: no finished run in {p.run_dir} (--no-train)."
+                  for p in todo]
+        todo = []
+    if todo and (why := unavailable(todo[0].overrides)):
+        # a dataset that cannot be had is skipped, not a failure
+        notes.append(f"{len(todo)} run(s) not trained: {exp.dataset} cannot be had ({why})")
+        todo = []
+    failures = []
+    for i, p in enumerate(todo, 1):
+        verb = "resuming" if p.state == "resume" else "training"
+        print(f"report: [{i}/{len(todo)}] {verb} {p.dataset} {p.label} seed {p.seed} in "
+              f"{p.run_dir}", flush=True)
+        rc = train_point(p, say=lambda m: print(f"report: {m}", flush=True))
+        if rc != 0:
+            failures.append(f"{p.dataset} {p.label} seed {p.seed} (exit {rc}, see {p.run_dir})")
+            notes.append(f"{p.label} seed {p.seed}: training failed (exit {rc}).")
+        else:
+            done.append(p.run_dir)
+    return done, notes, failures
+
+
+# ------------------------------------------------------------------------------ tables
+def _published(exp: Experiment | None, key: str, label: str, index=None) -> float | None:
+    """A published value, or None when the study has none (another dataset or column)."""
+    pub = (exp.published or {}) if exp else {}
+    try:
+        v = pub[key][label]
+        return float(v if index is None else v[index])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def accuracy_table(title: str, labels: list[str], runs: dict[str, list[dict]],
+                   exp: Experiment | None) -> Table:
+    rows = []
+    for split, name in SPLITS:
+        cells = []
+        for label in labels:
+            ms = runs.get(label, [])
+            ours = describe([m["splits"][split]["accuracy"] for m in ms]) if ms else None
+            cells.append((ours, _published(exp, "accuracy", label, split)))
+        rows.append(([name], cells))
+    return Table(title, ["Split"], [("accuracy", lab) for lab in labels], rows)
+
+
+def class_table(title: str, labels: list[str], runs: dict[str, list[dict]],
+                exp: Experiment | None, classes: list[str], counts: list[int], n: int) -> Table:
+    groups = [(metric, lab) for metric in ("F1", "AR") for lab in labels]
+    rows = []
+    for i, cls in enumerate(classes + ["Weighted average"]):
+        cells = []
+        for metric, label in groups:
+            key = metric.lower()
+            ms = runs.get(label, [])
+            if i < len(classes):
+                vals, pub = [m["splits"]["test"][key][i] for m in ms], _published(exp, key,
+                                                                                    label, i)
+            else:
+                vals = [m["splits"]["test"][f"{key}_weighted"] for m in ms]
+                pub = _published(exp, f"{key}_weighted", label)
+            cells.append((describe(vals) if vals else None, pub))
+        rows.append(([cls, str(counts[i] if i < len(classes) else n)], cells))
+    return Table(title, ["Class", "Count"], groups, rows)
+
+
+# ------------------------------------------------------------------------------ the report
+def build_report(run_dirs: list[Path], out_dir: Path, experiment: Experiment | None = None,
+                 notes: list[str] | None = None) -> dict[str, Path]:
+    """Write the tables and figures of every dataset in ``run_dirs``; returns dataset -> dir."""
+    if not run_dirs:
+        raise ConfigError("no finished runs (metrics.json) found; train some first "
+                          "(`cnnvsdnn train`), or use `cnnvsdnn report --experiment mnist`")
+    by_dataset: dict[str, list[tuple[Path, dict]]] = {}
+    for d in run_dirs:
+        m = read_metrics(d)
+        by_dataset.setdefault(m["dataset"], []).append((d, m))
+    written = {}
+    for dataset, runs in by_dataset.items():
+        exp = experiment if experiment and experiment.dataset == dataset else \
+            default_experiment(dataset)
+        info = DATASETS.get(dataset)
+        classes = list(info.classes) if info else [str(i) for i in
+                                                   range(len(runs[0][1]["splits"]["test"]["f1"]))]
+        written[dataset] = _write_dataset(dataset, runs, Path(out_dir) / dataset, exp, classes,
+                                          list(notes or []))
+    return written
+
+
+def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
+                   exp: Experiment | None, classes: list[str], notes: list[str]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    name = DATASET_TITLES.get(dataset, dataset)
+    grouped: dict[str, list[tuple[Path, dict]]] = {}
+    for d, m in sorted(runs, key=lambda r: (r[1].get("seed", 0), str(r[0]))):
+        label = (exp.column_of(m) if exp else None) or default_label(m)
+        grouped.setdefault(label, []).append((d, m))
+    labels = list(exp.runs) if exp else []
+    labels += [lab for lab in grouped if lab not in labels]
+    metrics = {lab: [m for _, m in grouped.get(lab, [])] for lab in labels}
+
+    tables = (exp.tables or {}) if exp else {}
+    t_acc = f"Table {tables['accuracy']} ({name})" if "accuracy" in tables else name
+    t_cls = f"Table {tables['classes']} ({name})" if "classes" in tables else name
+    first = next(m for ms in metrics.values() for m in ms)
+    test = first["splits"]["test"]
+    acc = accuracy_table(f"{t_acc}: accuracy on the training, development and test splits",
+                         labels, metrics, exp)
+    cls = class_table(f"{t_cls}: test set per class, F1 score and area ratio (AR), weighted "
+                      f"averages last", labels, metrics, exp, classes, test["count"], test["n"])
+    for table, stem in ((acc, "accuracy"), (cls, "per_class")):
+        (out / f"{stem}.md").write_text(table.markdown())
+        (out / f"{stem}.csv").write_text(table.csv())
+        (out / f"{stem}.tex").write_text(table.latex())
+
+    # figures 8-16: one per run; then per-class F1 of every column with runs
+    figures = []
+    for label in labels:
+        for d, m in grouped.get(label, []):
+            png = out / f"training_{m.get('engine', 'numba')}_{m['model']}_seed{m['seed']}.png"
+            if png in figures:  # two runs of one model and seed (e.g. other steps)
+                png = png.with_name(f"{png.stem}_{d.name}.png")
+            if (d / LOG).is_file():
+                steps = f", {m['steps']} steps" if m.get("steps") else ""
+                plot_training(read_log(d / LOG), png,
+                              f"{name}, {label}: {m['engine']} {m['model']}, seed {m['seed']}"
+                              f"{steps}")
+                figures.append(png)
+            else:
+                notes.append(f"{d}: no log.h5, so no training figure.")
+    f1 = {lab: [describe(list(v)).mean for v in zip(*(m["splits"]["test"]["f1"] for m in ms))]
+          for lab, ms in metrics.items() if ms}
+    f1_png = plot_f1_comparison(f1, classes, out / "f1_per_class.png",
+                                f"{name}: per-class F1 on the test set")
+    figures.append(f1_png)
+
+    # notes: what the numbers are, where they come from, what is missing
+    pub_count = (exp.published or {}).get("count") if exp else None
+    if pub_count and list(pub_count) != list(test["count"]):
+        notes.append(f"Our test counts {test['count']} differ from the study's {pub_count}.")
+    for label, ms in metrics.items():
+        if not ms and not any(n.startswith(f"{label}:") for n in notes):
+            notes.append(f"{label}: no finished run; shown as {NA}.")
+        elif len(ms) > 1:
+            seeds = [m["seed"] for m in ms]
+            notes.append(f"{label}: mean ± sd (sample sd) over {len(ms)} runs, seeds {seeds}.")
+            if len(set(seeds)) < len(seeds):
+                notes.append(f"{label}: several runs share a seed; they are averaged anyway.")
+        if len({m.get("steps") for m in ms}) > 1:
+            notes.append(f"{label}: the runs differ in steps {sorted({m['steps'] for m in ms})}.")
+    if exp and not exp.published:
+        notes.append("No published values for this dataset: the study columns show n/a.")
+    notes += (exp.notes if exp else [])
+    run_lines = [f"- {lab}: " + ", ".join(f"`{d}` ({m['steps']} steps)" for d, m in grouped[lab])
+                 for lab in labels if grouped.get(lab)]
+    fig_lines = [f"![{p.stem}]({p.name})" for p in figures]
+    report = (f"# {name}: the study's tables beside ours\n\n"
+              "Ours, the study's published value (study) and the difference (Δ = ours − "
+              "study).\n\n" + acc.markdown() + "\n" + cls.markdown() + "\n" +
+              ("## Notes\n\n" + "\n".join(f"- {n}" for n in dict.fromkeys(notes)) + "\n\n"
+               if notes else "") +
+              "## Runs\n\n" + "\n".join(run_lines) + "\n\n## Figures\n\n" +
+              "\n\n".join(fig_lines) + "\n")
+    (out / "report.md").write_text(report)
+    print(f"\n{acc.markdown()}\n{cls.markdown()}")
+    for n in dict.fromkeys(notes):
+        print(f"note: {n}")
+    print(f"report: wrote {out}/ (report.md, accuracy and per_class .md/.csv/.tex, "
+          f"{len(figures)} figures)", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------ command line
+def add_arguments(parser) -> None:
+    """The arguments of ``cnnvsdnn report`` (the CLI wires them to :func:`run`)."""
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                        help="run directories or multirun directories (searched for "
+                        "metrics.json)")
+    parser.add_argument("--out", default="outputs/report", metavar="DIR",
+                        help="write into DIR/<dataset>/ (default: outputs/report)")
+    parser.add_argument("--experiment", action="append", default=[], metavar="NAME",
+                        help="train what the experiment NAME (mnist, fashion_mnist, cifar10, "
+                        "svhn, or a .py file) lacks, then report it; repeatable")
+    parser.add_argument("--runs-dir", default="outputs/experiments", metavar="DIR",
+                        help="where --experiment keeps its runs, DIR/<dataset>/<engine>_<model>"
+                        "_seed<seed>/ (default: outputs/experiments)")
+    parser.add_argument("--seeds", metavar="LIST",
+                        help="comma-separated seeds for --experiment (default: the "
+                        "experiment's, 0); several seeds show as mean ± sd")
+    parser.add_argument("--no-train", action="store_true",
+                        help="with --experiment: report its finished runs, train nothing")
+
+
+def run(ns) -> int:
+    """``cnnvsdnn report``: see the module docstring."""
+    if not ns.run_dirs and not ns.experiment:
+        raise ConfigError("give run directories (RUN_DIR...) or --experiment NAME; see "
+                          "`cnnvsdnn report --help`")
+    seeds = None
+    if ns.seeds:
+        try:
+            seeds = [int(s) for s in ns.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds {ns.seeds!r} is not a comma-separated list of "
+                              f"integers, e.g. --seeds 0,1,2") from None
+    extra = find_runs(ns.run_dirs) if ns.run_dirs else []
+    if ns.run_dirs and not extra:
+        raise ConfigError(f"no finished runs (metrics.json) under {', '.join(ns.run_dirs)}; "
+                          f"train some first (`cnnvsdnn train`) or point at run directories")
+    failures = []
+    for name in ns.experiment:
+        exp = load_experiment(name)
+        done, notes, failed = prepare_runs(exp, Path(ns.runs_dir), seeds, train=not ns.no_train)
+        failures += failed
+        mine = [d for d in extra if read_metrics(d)["dataset"] == exp.dataset]
+        extra = [d for d in extra if d not in mine]
+        runs = list(dict.fromkeys(done + mine))
+        if not runs:
+            print(f"report: skipping {exp.dataset}, no finished runs to report:\n" +
+                  "\n".join(f"  {n}" for n in notes), file=sys.stderr, flush=True)
+            continue
+        build_report(runs, Path(ns.out), exp, notes)
+    if extra:
+        build_report(extra, Path(ns.out))
+    if failures:
+        raise CnnvsdnnError(f"{len(failures)} training run(s) failed: {'; '.join(failures)}; "
+                            f"the tables show the others")
+    return 0

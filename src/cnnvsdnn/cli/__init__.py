@@ -1,0 +1,68 @@
+"""The ``cnnvsdnn`` command: ``train`` goes to Hydra (``train.py``), the other commands to
+argparse (``commands.py``).
+
+Every error a user can cause ends here as one line on stderr and an exit code: 2 for bad input
+(config, arguments, missing or corrupt data), 1 for a failure during work, 128 + N for signal N.
+``HYDRA_FULL_ERROR=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import __version__
+from ..errors import CnnvsdnnError
+from .commands import other_command
+from .train import train_command
+
+USAGE = """\
+usage: cnnvsdnn COMMAND [ARGS...]
+
+Train and compare the dense (dnn) and convolutional (cnn) classifiers of Svalheim & Andersen
+(2019), written from scratch in numba.
+
+commands:
+  train [OVERRIDES...]     one training run (-m for a sweep); `cnnvsdnn train --help` lists keys
+  data fetch|verify|list|export|show
+                           get, check, list, export and look at the datasets
+  score PREDICTIONS.npz    metrics (accuracy, per-class F1 and area ratio) of saved predictions
+  summarize MULTIRUN_DIR   mean ± sd over seeds and paired CNN − DNN differences of a sweep
+  report RUN_DIR... [--out DIR] | --experiment NAME
+                           the study's tables (Markdown, CSV, LaTeX) and figures from runs
+  bench [--json PATH]      engine speed per training step against PyTorch and plain NumPy
+  ablation [DATASET]       the study's section 5.10 ablation over seeds (or any models)
+
+examples:
+  cnnvsdnn train                              # MNIST, the study's CNN, 2000 steps
+  cnnvsdnn train dataset=fashion_mnist model=dnn seed=1
+  cnnvsdnn train -m model=dnn,cnn seed=0,1,2  # a sweep
+  cnnvsdnn data fetch mnist fashion_mnist
+  cnnvsdnn score outputs/runs/<run>/predictions_test.npz --json
+  cnnvsdnn report --experiment mnist         # train what is missing, write tables VI-VII
+
+Errors print one line and exit 2 (bad input) or 1 (failure during work);
+set HYDRA_FULL_ERROR=1 for a traceback.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(USAGE, end="")
+            return 0 if argv else 2
+        if argv[0] == "--version":
+            print(f"cnnvsdnn {__version__}")
+            return 0
+        if argv[0] == "train":
+            return train_command(argv[1:])
+        return other_command(argv)
+    except CnnvsdnnError as ex:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"cnnvsdnn: error: {ex}", file=sys.stderr)
+        return ex.exit_code
+    except KeyboardInterrupt:
+        print("cnnvsdnn: interrupted", file=sys.stderr)
+        return 130

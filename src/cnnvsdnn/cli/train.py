@@ -1,0 +1,128 @@
+"""``cnnvsdnn train``: Hydra composes the config (one run, or a sweep with ``-m``) and calls
+``run.train(cfg, run_dir)`` for each point, after every point was checked."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from ..config import compose_config, conf_dir, config_error_line, register_schemas
+from ..errors import CnnvsdnnError, ConfigError
+from ..run import train
+from ..run.files import check_run_dir
+
+# Hydra's own flags that take a value (the value is not an override).
+_HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                      "--experimental-rerun", "--cfg", "-c", "--package", "-p", "--info", "-i"}
+# Flags after which Hydra only prints something: no run, so nothing to check first.
+_HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i",
+                     "--version", "--shell-completion", "-sc", "--resolve"}
+_MAX_PRECHECK = 1000  # sweep combinations checked before a multirun starts
+# Hydra's modes, of which a command may have one.
+_HYDRA_MODES = {"-m": "--multirun", "--multirun": "--multirun", "--cfg": "--cfg", "-c": "--cfg",
+                "--info": "--info", "-i": "--info", "--shell-completion": "--shell-completion",
+                "-sc": "--shell-completion"}
+
+
+def train_command(args: list[str]) -> int:
+    """``cnnvsdnn train ARGS``: check, then hand over to Hydra; returns the exit code."""
+    register_schemas()
+    overrides, flags = _split_hydra_args(args)
+    modes = {_HYDRA_MODES[f] for f in flags if f in _HYDRA_MODES}
+    if len(modes) > 1:  # Hydra would raise a ValueError with a traceback
+        raise ConfigError(f"{' and '.join(sorted(modes))} cannot be combined; use one of them "
+                          f"(e.g. `cnnvsdnn train model=dnn --cfg job` shows one run's config)")
+    if not flags & _HYDRA_INFO_FLAGS and not flags & {"--config-dir", "-cd", "--config-path",
+                                                       "-cp", "--config-name", "-cn"}:
+        _precheck(overrides, multirun=bool(flags & {"-m", "--multirun"}))
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def _hydra_task(cfg):
+        return run_job(cfg)
+
+    saved = sys.argv
+    sys.argv = ["cnnvsdnn train", *args]
+    try:
+        _hydra_task()
+    except SystemExit as ex:  # our one-line errors inside the job, or Hydra's own exit
+        return ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def run_job(cfg) -> float:
+    """The job Hydra runs (once per sweep point): a thin wrapper around ``run.train``."""
+    try:
+        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except CnnvsdnnError as ex:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"cnnvsdnn: error: {ex}", file=sys.stderr)
+        sys.exit(ex.exit_code)
+    except OSError as ex:  # a full disk, a file removed under us: the work failed, say where
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        where = f" ({ex.filename})" if ex.filename else ""
+        print(f"cnnvsdnn: error: {ex.strerror or ex}{where}; check the disk and the run "
+              f"directory, then resume with train.resume=true", file=sys.stderr)
+        sys.exit(1)
+
+
+def _split_hydra_args(args: list[str]) -> tuple[list[str], set[str]]:
+    """Separate key=value overrides from Hydra's flags (and the flags' values)."""
+    overrides: list[str] = []
+    flags: set[str] = set()
+    it = iter(args)
+    for a in it:
+        if a.startswith("-"):
+            name = a.split("=", 1)[0]
+            flags.add(name)
+            if name in _HYDRA_VALUE_FLAGS and "=" not in a and name not in ("--info", "-i"):
+                next(it, None)
+        else:
+            overrides.append(a)
+    return overrides, flags
+
+
+def _precheck(overrides: list[str], multirun: bool) -> None:
+    """Compose and validate every point of the run or sweep before any work starts."""
+    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    out = [o.split("=", 1)[1] for o in overrides if o.startswith(key)]
+    _check_writable(Path(out[-1]) if out else Path("outputs"))
+    if not multirun:
+        cfg = compose_config(own)
+        if out:
+            check_run_dir(Path(out[-1]), cfg)
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(own)
+    except Exception as ex:
+        raise ConfigError(config_error_line(ex)) from ex
+    choices = []
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    for combo in itertools.islice(itertools.product(*choices), _MAX_PRECHECK):
+        compose_config(list(combo))
+
+
+def _check_writable(path: Path) -> None:
+    """The output directory (or its nearest existing parent) must be a writable directory."""
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the output directory {path} ({p} is not a writable "
+                          f"directory); choose another with hydra.run.dir=... or "
+                          f"hydra.sweep.dir=...")

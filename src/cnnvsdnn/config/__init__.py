@@ -1,0 +1,17 @@
+"""The configuration: its schema (``schema.py``), composing one from overrides
+(``compose.py``), and validating it before any work (``validate.py``)."""
+
+from .compose import (
+           compose_config,
+           conf_dir,
+           config_diff,
+           config_error_line,
+           flat_config,
+           register_schemas,
+)
+from .schema import NOT_A_RESULT, SAME_RESULT, Config, DevSplit, default_of, keys_affecting
+from .validate import ENGINES, validate
+
+__all__ = ["ENGINES", "NOT_A_RESULT", "SAME_RESULT", "Config", "DevSplit", "compose_config",
+           "conf_dir", "config_diff", "config_error_line", "default_of", "flat_config",
+           "keys_affecting", "register_schemas", "validate"]

@@ -1,0 +1,61 @@
+"""The numba engine behind the common interface (``engines/base.py``): a :class:`Model`,
+its :class:`Adam` and a batch buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..base import Engine
+from .adam import Adam
+from .model import Model
+from .threads import set_threads
+
+# Bump when a change alters the numbers a run produces (summation order included): finished
+# runs record it in metrics.json, and `report` and the experiments refuse to reuse a run of
+# another revision. 1: runs made before revisions were recorded; 2: dense layers via sgemm,
+# split along their inputs, activation fused.
+REVISION = 2
+
+
+class NumbaEngine(Engine):
+    name = "numba"
+    revision = REVISION
+
+    def __init__(self, net, params, adam, batch_size, threads):
+        super().__init__(net, params, adam, batch_size, threads)
+        if adam.form != "textbook":
+            raise NotImplementedError(f"the numba engine computes textbook Adam, not {adam.form}")
+        plan = set_threads(threads)
+        self.threads = plan.threads
+        self.model = Model(net, batch_size=batch_size, params=params, threads=plan)
+        self.opt = Adam(self.model.n_params, lr=adam.lr, beta1=adam.beta1, beta2=adam.beta2,
+                        eps=adam.eps)
+        self._xb = np.empty((batch_size, *net.input_shape), np.float32)
+
+    def train_step(self, X, idx, y):
+        xb = self._xb[:len(idx)]
+        self.model.gather(X, idx, out=xb)
+        cost, acc = self.model.loss_and_grad(xb, y)
+        self.opt.step(self.model.params, self.model.grads)
+        return cost, acc
+
+    def predict_proba(self, X, chunk=1000):
+        return self.model.predict_proba(X, chunk=chunk)
+
+    def warm_up(self, X):
+        self.model.warm_up(X)
+        self.opt.warm_up()
+
+    def layer_params(self):
+        return self.model.layer_params()
+
+    def flat_params(self):
+        return self.model.params
+
+    def state(self):
+        return {"params": self.model.params, "adam_m": self.opt.m, "adam_v": self.opt.v,
+                "adam_t": self.opt.t}
+
+    def load_state(self, state):
+        self.model.load_params(state["params"])
+        self.opt.load_state(state["adam_m"], state["adam_v"], state["adam_t"])

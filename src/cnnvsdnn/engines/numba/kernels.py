@@ -1,0 +1,525 @@
+"""Numba kernels of the engine. Layout conventions (``engines/layer_types.py``):
+
+activations are NHWC (B, H, W, C) float32; conv weights (F, C, K, K); dense weights (in, out).
+Parallel kernels (conv, max pool) split the batch over threads; each sample writes only its own
+rows or its own partial-gradient slot, and partials are summed over samples in a fixed order,
+so results do not depend on the number of threads (no races, no atomics). Small element-wise
+kernels are serial on purpose: waking the thread pool costs more than they do.
+"""
+
+import numpy as np
+from numba import get_thread_id, prange, types
+from numba.np.linalg import _BLAS
+
+from ._jit import jit
+
+
+# ----------------------------------------------------------------------------- data
+@jit(parallel=True, exact_division=True)
+def gather_u8(X, idx, out):
+    """out[i] = X[idx[i]] / 255 in float32, X (N, D) uint8; rows split over threads.
+
+    A float32 division of an integer 0..255 by 255 is correctly rounded, so it equals
+    float32(k / 255.0) (checked for all 256 values in the tests); unlike a table lookup it
+    vectorises (5x faster).
+    """
+    D = X.shape[1]
+    c = np.float32(255.0)
+    for i in prange(idx.shape[0]):
+        src = X[idx[i]]
+        dst = out[i]
+        for k in range(D):
+            dst[k] = np.float32(src[k]) / c
+
+
+# ----------------------------------------------------------------------------- conv
+# Per-sample work runs in planar scratch: the zero-bordered input xp (C, Hp*Wp) and the output
+# z (F, Ho*Wq), each plane stored flat. With stride 1 the output plane keeps the padded row
+# length (Wq = Wp): output pixel p = i*Wp + j then reads input p + m*Wp + n, so every tap is
+# one long contiguous multiply-add over the whole plane, which vectorises (a 28-wide row loop
+# does not). Columns j >= Wo of such a plane are junk in the forward pass and must stay zero
+# in the gradient scratch. Other strides use plain row loops with Wq = Wo.
+# Inner loops index a slice with the bare loop counter: numba then knows the index is not
+# negative and drops its wraparound branch, which otherwise blocks vectorisation (7x slower).
+@jit()
+def _pad_planar(x, xp, Z, Wp):
+    """x (H, W, C) -> interior of the zero-bordered flat planes xp (C, Hp*Wp)."""
+    H, W, C = x.shape
+    for i in range(H):
+        src = x[i]
+        for d in range(C):
+            dst = xp[d, (i + Z) * Wp + Z:]
+            for j in range(W):
+                dst[j] = src[j, d]
+
+
+@jit()
+def _taps3(zf, xd, w, Wp, n):
+    """zf[p] += sum of the 9 taps of a 3x3 filter, in one pass (stride 1, the common case)."""
+    x0, x1, x2 = xd[0:], xd[1:], xd[2:]
+    x3, x4, x5 = xd[Wp:], xd[Wp + 1:], xd[Wp + 2:]
+    x6, x7, x8 = xd[2 * Wp:], xd[2 * Wp + 1:], xd[2 * Wp + 2:]
+    w0, w1, w2, w3, w4 = w[0, 0], w[0, 1], w[0, 2], w[1, 0], w[1, 1]
+    w5, w6, w7, w8 = w[1, 2], w[2, 0], w[2, 1], w[2, 2]
+    for p in range(n):
+        zf[p] += (w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p] + w4 * x4[p]
+                  + w5 * x5[p] + w6 * x6[p] + w7 * x7[p] + w8 * x8[p])
+
+
+@jit()
+def _grads3(g, xd, dw, Wp, n):
+    """dw (3, 3) of one filter/channel pair: the 9 tap correlations in one pass."""
+    x0, x1, x2 = xd[0:], xd[1:], xd[2:]
+    x3, x4, x5 = xd[Wp:], xd[Wp + 1:], xd[Wp + 2:]
+    x6, x7, x8 = xd[2 * Wp:], xd[2 * Wp + 1:], xd[2 * Wp + 2:]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = np.float32(0.0)
+    for p in range(n):
+        v = g[p]
+        a0 += v * x0[p]
+        a1 += v * x1[p]
+        a2 += v * x2[p]
+        a3 += v * x3[p]
+        a4 += v * x4[p]
+        a5 += v * x5[p]
+        a6 += v * x6[p]
+        a7 += v * x7[p]
+        a8 += v * x8[p]
+    dw[0, 0], dw[0, 1], dw[0, 2] = a0, a1, a2
+    dw[1, 0], dw[1, 1], dw[1, 2] = a3, a4, a5
+    dw[2, 0], dw[2, 1], dw[2, 2] = a6, a7, a8
+
+
+@jit()
+def _conv_one(xp, w, b, z, S, Wp, Ho, Wo):
+    """z (F, Ho*Wq) = cross-correlation of one sample's padded planes xp with w, plus b."""
+    F, C, K, _ = w.shape
+    n_run = (Ho - 1) * Wp + Wo
+    for f in range(F):
+        zf = z[f]
+        zf[:] = b[f]
+        for d in range(C):
+            xd = xp[d]
+            if S == 1 and K == 3:
+                _taps3(zf, xd, w[f, d], Wp, n_run)
+                continue
+            for m in range(K):
+                for n in range(K):
+                    wv = w[f, d, m, n]
+                    if S == 1:
+                        xs = xd[m * Wp + n:]
+                        for p in range(n_run):
+                            zf[p] += wv * xs[p]
+                    else:
+                        for i in range(Ho):
+                            for j in range(Wo):
+                                zf[i * Wo + j] += wv * xd[(i * S + m) * Wp + j * S + n]
+
+
+@jit()
+def _conv_grads_one(xp, dz, dw, db, S, Wp, Ho, Wo):
+    """dw (F, C, K, K) and db (F,) of one sample from its planar dz (junk columns zero)."""
+    F, C, K, _ = dw.shape
+    n_run = (Ho - 1) * Wp + Wo
+    for f in range(F):
+        g = dz[f]
+        acc = np.float32(0.0)
+        for p in range(g.shape[0]):
+            acc += g[p]
+        db[f] = acc
+        for d in range(C):
+            xd = xp[d]
+            if S == 1 and K == 3:
+                _grads3(g, xd, dw[f, d], Wp, n_run)
+                continue
+            for m in range(K):
+                for n in range(K):
+                    acc = np.float32(0.0)
+                    if S == 1:
+                        xs = xd[m * Wp + n:]
+                        for p in range(n_run):
+                            acc += g[p] * xs[p]
+                    else:
+                        for i in range(Ho):
+                            for j in range(Wo):
+                                acc += g[i * Wo + j] * xd[(i * S + m) * Wp + j * S + n]
+                    dw[f, d, m, n] = acc
+
+
+@jit()
+def _conv_dx_one(w, dz, dxp, S, Wp, Ho, Wo):
+    """Planar padded input gradient dxp (C, Hp*Wp) of one sample."""
+    F, C, K, _ = w.shape
+    n_run = (Ho - 1) * Wp + Wo
+    dxp[...] = 0.0
+    for f in range(F):
+        g = dz[f]
+        for d in range(C):
+            dd = dxp[d]
+            for m in range(K):
+                for n in range(K):
+                    wv = w[f, d, m, n]
+                    if S == 1:
+                        ds = dd[m * Wp + n:]
+                        for p in range(n_run):
+                            ds[p] += wv * g[p]
+                    else:
+                        for i in range(Ho):
+                            for j in range(Wo):
+                                dd[(i * S + m) * Wp + j * S + n] += wv * g[i * Wo + j]
+
+
+@jit(parallel=True)
+def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample, act, alpha):
+    """Cross-correlation with zero padding Z and stride S, then activation ``act``.
+
+    act: 0 none, 1 ReLU, 2 ELU(alpha) -- a following activation layer fused into the output
+    copy (the model then skips that layer).
+
+    x (B,H,W,C), w (F,C,K,K), b (F,), out (B,Ho,Wo,F). xp (slots, C, Hp*Wp) is the planar
+    padded input, zero-bordered: one slot per sample when ``per_sample`` (kept for the backward
+    pass), else one per thread. zp (threads, F, Ho*Wq) is per-thread output scratch.
+    """
+    B, Ho, Wo, F = out.shape
+    Wp = x.shape[2] + 2 * Z
+    Wq = Wp if S == 1 else Wo
+    for s in prange(B):
+        t = np.int64(get_thread_id())
+        q = np.int64(s) if per_sample else t
+        _pad_planar(x[s], xp[q], Z, Wp)
+        _conv_one(xp[q], w, b, zp[t], S, Wp, Ho, Wo)
+        for i in range(Ho):
+            dst = out[s, i]
+            for f in range(F):
+                src = zp[t, f, i * Wq:]
+                if act == 0:
+                    for j in range(Wo):
+                        dst[j, f] = src[j]
+                elif act == 1:
+                    for j in range(Wo):
+                        v = src[j]
+                        dst[j, f] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(Wo):
+                        v = src[j]
+                        dst[j, f] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+
+
+@jit(parallel=True)
+def conv_bwd(dout, out, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx, act, alpha):
+    """Per-sample parameter-gradient partials and (optionally) the input gradient.
+
+    dout (B,Ho,Wo,F) is the gradient w.r.t. the (activated) output ``out``; the fused
+    activation's derivative is taken from ``out`` (ReLU: out > 0; ELU: 1 or out + alpha).
+    xp holds the per-sample planes from ``conv_fwd``; dzp (threads, F, Ho*Wq), zero-initialised,
+    and dxp (threads, C, Hp*Wp) are per-thread scratch; dwp (B, F,C,K,K) and dbp (B, F) are
+    partials; dx (B,H,W,C) is written only when ``need_dx`` (else pass ``dx[:0]``).
+    """
+    B, Ho, Wo, F = dout.shape
+    C = w.shape[1]
+    H, W = dx.shape[1], dx.shape[2]
+    Wp = W + 2 * Z
+    Wq = Wp if S == 1 else Wo
+    for s in prange(B):
+        t = np.int64(get_thread_id())
+        for i in range(Ho):
+            src = dout[s, i]
+            a = out[s, i]
+            for f in range(F):
+                dst = dzp[t, f, i * Wq:]
+                if act == 0:
+                    for j in range(Wo):
+                        dst[j] = src[j, f]
+                elif act == 1:
+                    for j in range(Wo):
+                        g = src[j, f]  # loaded unconditionally: a select, not a branch that
+                        dst[j] = g if a[j, f] > 0 else np.float32(0.0)  # mispredicts half
+                else:
+                    for j in range(Wo):
+                        g = src[j, f]
+                        v = a[j, f]
+                        dst[j] = g if v > 0 else g * (v + alpha)
+        _conv_grads_one(xp[s], dzp[t], dwp[s], dbp[s], S, Wp, Ho, Wo)
+        if need_dx:
+            _conv_dx_one(w, dzp[t], dxp[t], S, Wp, Ho, Wo)
+            for i in range(H):
+                dst = dx[s, i]
+                for d in range(C):
+                    src = dxp[t, d, (i + Z) * Wp + Z:]
+                    for j in range(W):
+                        dst[j, d] = src[j]
+
+
+@jit()
+def sum_samples(part, out):
+    """out[p] = sum over samples s (in order) of part[s, p]; parallel over p, so deterministic."""
+    B, P = part.shape
+    for p in range(P):
+        acc = np.float32(0.0)
+        for s in range(B):
+            acc += part[s, p]
+        out[p] = acc
+
+
+# ----------------------------------------------------------------------------- dense
+# Dense layers call BLAS's sgemm directly: the one numba's np.dot uses (scipy's OpenBLAS),
+# through numba's own helper ``numba_xxgemm`` (numba.np.linalg._BLAS, not public API: the
+# engine tests fail loudly should a numba release change it). With explicit row strides a
+# block of rows or columns of a matrix goes to BLAS in place, never copied out first. Big
+# layers split their matmuls into ``nb`` blocks over numba threads, one single-threaded BLAS
+# call each: numba's workers sleep when idle, whereas OpenBLAS's own threads spin ~0.1 s
+# after every call and take the cores from the conv kernels' workers.
+_xxgemm = _BLAS().numba_xxgemm(types.float32)
+_ALPHA_BETA = np.array([1.0, 0.0], np.float32)  # sgemm takes its scalars by reference
+_N, _T, _KIND = np.int8(ord("N")), np.int8(ord("T")), np.int8(ord("s"))
+
+
+@jit()
+def _gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
+    """Row-major C[m, n] = op(A) @ op(B) with op(A) = A.T when ``ta`` (A then stored k x m).
+
+    ``a``, ``b``, ``c`` start at their block's first element and ``ld*`` are their row
+    strides, so blocks of bigger matrices need no copy. BLAS is column-major: it is asked
+    for C.T = op(B).T @ op(A).T.
+    """
+    _xxgemm(_KIND, _T if tb else _N, _T if ta else _N, n, m, k, _ALPHA_BETA[0:].ctypes,
+            b.ctypes, ldb, a.ctypes, lda, _ALPHA_BETA[1:].ctypes, c.ctypes, ldc)
+
+
+@jit()
+def _bias_act_rows(z, b, lo, hi, act, alpha):
+    """z[lo:hi] += b, then the fused activation (0 none, 1 ReLU, 2 ELU(alpha)) in place, by
+    the activation layer's own kernels (a row is in L1 by then)."""
+    for s in range(lo, hi):
+        row = z[s]
+        for j in range(row.shape[0]):
+            row[j] += b[j]
+        if act == 1:
+            relu_fwd(row, row)
+        elif act == 2:
+            elu_fwd(row, row, alpha)
+
+
+@jit()
+def dense_fwd(x, w, b, z, act, alpha):
+    """z = act(x @ w + b) in one BLAS call (see ``dense_fwd_split`` for the threaded one)."""
+    B, N = x.shape
+    M = w.shape[1]
+    _gemm(False, False, B, M, N, x, N, w, M, z, M)
+    _bias_act_rows(z, b, 0, B, act, alpha)
+
+
+@jit(parallel=True)
+def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
+    """``dense_fwd`` over ``nb`` threads, split along the inputs: block k multiplies columns
+    r0:r1 of x (read in place) by rows r0:r1 of w into ``part[k]``, then z = sum of the parts
+    in order + b. Each thread touches only its own rows of w, the same rows whose gradient
+    it computes in ``dense_bwd_split``, so they stay in its core's cache (a split along the
+    batch had every thread read all of w: dnn 32x32x3 steps 12-30% slower)."""
+    B, N = x.shape
+    M = w.shape[1]
+    for k in prange(nb):
+        r0 = k * N // nb
+        r1 = (k + 1) * N // nb
+        pk = part[k, :B]
+        if r1 > r0:
+            _gemm(False, False, B, M, r1 - r0, x[:, r0:], N, w[r0:], M, pk, M)
+        else:
+            pk[...] = 0.0
+    for s in range(B):
+        row = z[s]
+        for j in range(M):
+            acc = part[0, s, j]
+            for k in range(1, nb):
+                acc += part[k, s, j]
+            row[j] = acc
+    _bias_act_rows(z, b, 0, B, act, alpha)
+
+
+@jit()
+def _dense_dz(dout, out, dz, db, act, alpha):
+    """dz = dout * act'(out) by the activation layer's own kernels, and db = its column sums
+    over the batch in order. The derivative is taken from the activation's output: out > 0
+    exactly where its input is, so ``out`` stands in for the input the kernels ask for."""
+    B, M = dout.shape
+    g, a, d = dout.reshape(-1), out.reshape(-1), dz.reshape(-1)
+    if act == 0:
+        dz[...] = dout
+    elif act == 1:
+        relu_bwd(a, g, d)
+    else:
+        elu_bwd(a, a, g, d, alpha)
+    for j in range(M):
+        db[j] = 0.0
+    for s in range(B):
+        row = dz[s]
+        for j in range(M):
+            db[j] += row[j]
+
+
+@jit()
+def dense_bwd(x, dout, out, w, dw, db, dx, dz, need_dx, act, alpha):
+    """dw = x.T @ dz, db = sum of dz, and dx = dz @ w.T when ``need_dx``; dz = dout times
+    the fused activation's derivative (scratch of dout's shape). One BLAS call each."""
+    B, N = x.shape
+    M = dout.shape[1]
+    _dense_dz(dout, out, dz, db, act, alpha)
+    _gemm(True, False, N, M, B, x, N, dz, M, dw, M)
+    if need_dx:
+        _gemm(False, True, B, N, M, dz, M, w, M, dx, N)
+
+
+@jit(parallel=True)
+def dense_bwd_split(x, dout, out, w, dw, db, dx, dz, need_dx, nb, act, alpha):
+    """``dense_bwd`` over ``nb`` threads, split along the inputs like ``dense_fwd_split``:
+    block k computes rows r0:r1 of dw (from columns r0:r1 of x) and, when ``need_dx``,
+    columns r0:r1 of dx (from rows r0:r1 of w), all read and written in place."""
+    B, N = x.shape
+    M = dout.shape[1]
+    _dense_dz(dout, out, dz, db, act, alpha)
+    for k in prange(nb):
+        r0 = k * N // nb
+        r1 = (k + 1) * N // nb
+        if r1 > r0:
+            _gemm(True, False, r1 - r0, M, B, x[:, r0:], N, dz, M, dw[r0:], M)
+            if need_dx:
+                _gemm(False, True, B, r1 - r0, M, dz, M, w[r0:], M, dx[:, r0:], N)
+
+
+# ----------------------------------------------------------------------------- max pool
+@jit(parallel=True)
+def maxpool_fwd(x, out, arg, P, S):
+    """Max over P x P windows with stride S; arg keeps the winner (m*P+n, first max on ties)."""
+    B, Ho, Wo, C = out.shape
+    for s in prange(B):
+        for i in range(Ho):
+            for j in range(Wo):
+                for c in range(C):
+                    best = x[s, i * S, j * S, c]
+                    k = 0
+                    for m in range(P):
+                        for n in range(P):
+                            v = x[s, i * S + m, j * S + n, c]
+                            if v > best:
+                                best = v
+                                k = m * P + n
+                    out[s, i, j, c] = best
+                    arg[s, i, j, c] = k
+
+
+@jit(parallel=True)
+def maxpool_bwd(dout, arg, dx, P, S):
+    B, Ho, Wo, C = dout.shape
+    for s in prange(B):
+        dx[s] = 0.0
+        for i in range(Ho):
+            for j in range(Wo):
+                for c in range(C):
+                    k = arg[s, i, j, c]
+                    dx[s, i * S + k // P, j * S + k % P, c] += dout[s, i, j, c]
+
+
+# ----------------------------------------------------------------------------- activations
+@jit()
+def relu_fwd(x, out):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[i] = v if v > 0 else np.float32(0.0)
+
+
+@jit()
+def relu_bwd(x, dout, dx):
+    for i in range(x.shape[0]):
+        g = dout[i]  # loaded unconditionally: a select, not a mispredicted branch
+        dx[i] = g if x[i] > 0 else np.float32(0.0)
+
+
+@jit()
+def elu_fwd(x, out, alpha):
+    for i in range(x.shape[0]):
+        v = x[i]
+        out[i] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+
+
+@jit()
+def elu_bwd(x, out, dout, dx, alpha):
+    # d/dz elu = 1 for z > 0, alpha*exp(z) = out + alpha otherwise
+    for i in range(x.shape[0]):
+        g = dout[i]
+        dx[i] = g if x[i] > 0 else g * (out[i] + alpha)
+
+
+@jit()
+def add_bias(z, b):
+    B, N = z.shape
+    for s in range(B):
+        for k in range(N):
+            z[s, k] += b[k]
+
+
+# ----------------------------------------------------------------------------- loss
+@jit()
+def softmax_ce(logits, y, dlogits):
+    """Mean cross-entropy via log-sum-exp; dlogits = (P - Y)/B; accuracy with argmax ties low.
+
+    Returns (cost, accuracy, bad) where bad >= 0 is the index of a label outside [0, K).
+    """
+    B, K = logits.shape
+    cost = 0.0
+    hits = 0
+    inv = 1.0 / B
+    for s in range(B):
+        c = y[s]
+        if c < 0 or c >= K:
+            return np.nan, np.nan, s
+        mx = np.float64(logits[s, 0])
+        am = 0
+        for k in range(1, K):
+            v = np.float64(logits[s, k])
+            if v > mx:
+                mx = v
+                am = k
+        tot = 0.0
+        for k in range(K):
+            tot += np.exp(np.float64(logits[s, k]) - mx)
+        lse = mx + np.log(tot)
+        cost += lse - np.float64(logits[s, c])
+        for k in range(K):
+            p = np.exp(np.float64(logits[s, k]) - lse)
+            dlogits[s, k] = (p - (1.0 if k == c else 0.0)) * inv
+        if am == c:
+            hits += 1
+    return cost * inv, hits * inv, -1
+
+
+@jit()
+def softmax_rows(logits, out):
+    B, K = logits.shape
+    for s in range(B):
+        mx = np.float64(logits[s, 0])
+        for k in range(1, K):
+            mx = max(mx, np.float64(logits[s, k]))
+        tot = 0.0
+        for k in range(K):
+            tot += np.exp(np.float64(logits[s, k]) - mx)
+        for k in range(K):
+            out[s, k] = np.exp(np.float64(logits[s, k]) - mx) / tot
+
+
+# ----------------------------------------------------------------------------- optimiser
+@jit(parallel=True)
+def adam_step(p, g, m, v, lr, b1, b2, eps, c1, c2):
+    """theta -= lr * mhat / (sqrt(vhat) + eps), mhat = m*c1, vhat = v*c2 (c = 1/(1-beta^t)).
+
+    float32 arithmetic (as the parameters): it vectorises twice as wide as float64. Each
+    element is independent, so splitting over threads changes no bit.
+    """
+    lr, b1, b2 = np.float32(lr), np.float32(b1), np.float32(b2)
+    eps, c1, c2 = np.float32(eps), np.float32(c1), np.float32(c2)
+    one = np.float32(1.0)
+    for i in prange(p.shape[0]):
+        gi = g[i]
+        mi = b1 * m[i] + (one - b1) * gi
+        vi = b2 * v[i] + (one - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] -= lr * (mi * c1) / (np.sqrt(vi * c2) + eps)

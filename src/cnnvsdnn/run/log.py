@@ -1,0 +1,163 @@
+"""The run's training log, ``log.h5``.
+
+Layout: datasets ``train/step``, ``train/cost``, ``train/accuracy`` (every step) and ``dev/step``,
+``dev/cost``, ``dev/accuracy`` (every ``eval_every`` steps), all 1-D, chunked and resizable;
+the resolved config YAML is the root attribute ``config``.
+
+Crash safety: the file is written in HDF5 SWMR mode and flushed after every append, so a run
+killed at any moment (even ``kill -9``) leaves a file that :func:`read_log` can read, and a
+watcher can read it while training runs. Rows are padded with fill values (step -1) until
+written, and ``step`` is written after ``cost`` and ``accuracy``, so the reader keeps the prefix
+of rows whose step is set and whose three arrays all exist. A killed SWMR file cannot be opened
+for writing again without ``h5clear``; resuming therefore rewrites the log from what
+:func:`read_log` recovers (into a temporary file, then an atomic rename).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["FIELDS", "GROUPS", "RunLog", "read_log"]
+
+GROUPS = ("train", "dev")
+FIELDS = ("step", "cost", "accuracy")
+_DTYPES = {"step": np.int64, "cost": np.float64, "accuracy": np.float64}
+_FILL = {"step": -1, "cost": np.nan, "accuracy": np.nan}
+_CHUNKS = {"train": 4096, "dev": 256}
+
+
+class RunLog:
+    """Append-only writer of ``log.h5``; use as a context manager.
+
+    ``resume=True`` keeps the rows of an existing log (use :meth:`truncate_after` to drop those
+    past the checkpoint being resumed); otherwise an existing file is replaced.
+    """
+
+    def __init__(self, path: str | Path, config_yaml: str, resume: bool = False):
+        self.path = Path(path)
+        old = read_log(self.path) if resume and self.path.exists() else None
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self._file = _create(tmp, config_yaml, old)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the training log {tmp} ({exc}); "
+                              f"check that the run directory is writable") from None
+        self._file.close()
+        os.replace(tmp, self.path)  # a crash before this leaves the old log untouched
+        self._file = h5py.File(self.path, "r+", libver="latest")
+        self._file.swmr_mode = True  # from here on, readers always see a consistent file
+
+    # -- writing ---------------------------------------------------------------------------
+    def append_train(self, steps, cost, accuracy) -> None:
+        """Append a batch of per-step rows (the trainer buffers ~100 steps per call)."""
+        self._append("train", steps, cost, accuracy)
+
+    def append_dev(self, step: int, cost: float, accuracy: float) -> None:
+        """Append one development-set evaluation."""
+        self._append("dev", [step], [cost], [accuracy])
+
+    def _append(self, group: str, steps, cost, accuracy) -> None:
+        cols = {"step": np.asarray(steps, dtype=np.int64).ravel(),
+                "cost": np.asarray(cost, dtype=np.float64).ravel(),
+                "accuracy": np.asarray(accuracy, dtype=np.float64).ravel()}
+        m = cols["step"].size
+        if any(c.size != m for c in cols.values()):
+            raise ValueError(f"{group} log rows differ in length: "
+                             f"{[c.size for c in cols.values()]}")
+        if m == 0:
+            return
+        g = self._file[group]
+        n = g["step"].shape[0]
+        for name in ("cost", "accuracy", "step"):  # step last: a set step marks a whole row
+            ds = g[name]
+            ds.resize((n + m,))
+            ds[n:] = cols[name]
+        self._file.flush()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the rows with ``step`` greater than the given one in both groups (on resume)."""
+        for group in GROUPS:
+            g = self._file[group]
+            keep = int(np.count_nonzero(g["step"][:] <= step))
+            for name in FIELDS:
+                g[name].resize((keep,))
+        self._file.flush()
+
+    @property
+    def last_step(self) -> int | None:
+        """The last training step logged, or None for an empty log."""
+        ds = self._file["train/step"]
+        return int(ds[-1]) if ds.shape[0] else None
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.flush()
+            self._file.close()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _create(path: Path, config_yaml: str, old: dict | None) -> h5py.File:
+    """A new log file holding ``old``'s rows, if any (not yet in SWMR mode)."""
+    f = h5py.File(path, "w", libver="latest")
+    f.attrs["config"] = config_yaml
+    for group in GROUPS:
+        for name in FIELDS:
+            data = old[group][name] if old else np.empty(0, _DTYPES[name])
+            f.create_dataset(f"{group}/{name}", data=data.astype(_DTYPES[name]),
+                             maxshape=(None,), chunks=(_CHUNKS[group],),
+                             fillvalue=_FILL[name])
+    return f
+
+
+def read_log(path: str | Path) -> dict:
+    """``{"train": {"step", "cost", "accuracy"}, "dev": {...}, "config": str}`` of a log.
+
+    Works on a log that is being written or whose writer was killed: it keeps, per group, the
+    rows whose three values were all written.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"training log {path} does not exist; give a run directory that "
+                          f"holds log.h5")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        # A live or killed SWMR writer leaves the file flagged "open for write"; an SWMR
+        # reader may still open it.
+        try:
+            f = h5py.File(path, "r", libver="latest", swmr=True)
+        except OSError as exc:
+            raise ConfigError(f"{path} is not a readable HDF5 training log ({exc}); "
+                              f"rerun the training to rewrite it") from None
+    try:
+        out = {}
+        for group in GROUPS:
+            try:
+                cols = {name: f[f"{group}/{name}"][:] for name in FIELDS}
+            except KeyError as exc:
+                raise ConfigError(f"{path} lacks {exc} in group {group!r}; it is not a "
+                                  f"cnnvsdnn training log") from None
+            n = min(c.shape[0] for c in cols.values())
+            unset = np.flatnonzero(cols["step"][:n] < 0)
+            if unset.size:
+                n = int(unset[0])
+            out[group] = {name: cols[name][:n].astype(_DTYPES[name]) for name in FIELDS}
+        config = f.attrs.get("config", "")
+        out["config"] = config.decode() if isinstance(config, bytes) else str(config)
+    finally:
+        f.close()
+    return out

@@ -1,0 +1,172 @@
+"""One training run, top to bottom: config -> data -> engine -> the loop -> the run directory.
+
+``train(cfg, run_dir)`` is a plain function (the CLI's Hydra wrapper and the tests call it) and
+the one training loop of every engine. The protocol it follows:
+
+- batches of ``train.batch_size`` drawn by shuffling the training split each epoch;
+- every step: the batch's cost and accuracy into the log;
+- every ``train.eval_every`` steps: cost and accuracy on the whole development split (in
+  chunks, never back-propagated);
+- the final parameters are the result (no early stopping): their metrics on the training,
+  development and test splits, the predictions, the parameters, the tables and the figure;
+- a checkpoint every ``train.checkpoint_every`` steps and on SIGINT/SIGTERM, from which
+  ``train.resume=true`` continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from .. import engines
+from ..config import validate
+from ..data import load_splits
+from ..errors import CnnvsdnnError, ConfigError, Interrupted
+from ..evaluation.metrics import cross_entropy
+from ..ui import TrainingProgress, compiling
+from . import checkpoint
+from .batches import BatchOrder
+from .cpus import effective_threads
+from .files import CHECKPOINT, CONFIG, LOG, check_run_dir
+from .log import RunLog
+from .results import finish_run
+from .schedule import schedule
+
+
+def train(cfg: DictConfig, run_dir: Path) -> float:
+    """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    config_yaml = prepare_run_dir(cfg, run_dir)
+    t = cfg.train
+    threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
+    data = load_splits(cfg.dataset.name, dev_size=t.dev_size, dev_mode=_value(t.dev_split),
+                       seed=cfg.seed, verify=cfg.data.verify, mirror=cfg.data.mirror,
+                       progress=cfg.progress)
+    info, (X_train, y_train), (X_dev, y_dev) = data.info, data.train, data.dev
+    plan = schedule(cfg, y_train.size)
+
+    # --- the engine, from initial parameters drawn by the seed; independent random streams
+    # for the initialisation and the batch order
+    init_seq, order_seq = np.random.SeedSequence(cfg.seed).spawn(2)
+    net = engines.network(OmegaConf.to_container(cfg.model.layers, resolve=True),
+                          tuple(info.shape), info.n_classes)
+    params = engines.init_params(net, np.random.default_rng(init_seq), plan.init)
+    engine = engines.create(cfg.engine.name, net, params, plan.adam, plan.batch_size, threads,
+                            **plan.engine_options)
+    batches = BatchOrder(y_train.size, plan.batch_size, np.random.default_rng(order_seq),
+                         wrap=plan.wrap)
+    first = 1
+    # killed before its first checkpoint: a resume starts again from step 0 in the same directory
+    if t.resume and (run_dir / CHECKPOINT).exists():  # continue where the checkpoint left off
+        ckpt = checkpoint.load(run_dir)
+        if ckpt["engine_revision"] != engine.revision:
+            raise ConfigError(f"{run_dir}'s checkpoint was written by engine revision "
+                              f"{ckpt['engine_revision']}, this cnnvsdnn's is {engine.revision}: "
+                              f"resuming would mix two engines' numbers; train it again in "
+                              f"another hydra.run.dir (or delete it)")
+        engine.load_state(ckpt["engine_state"])
+        batches.load(ckpt["order"], ckpt["pos"], ckpt["rng_state"])
+        first = ckpt["step"] + 1
+
+    def save_checkpoint(step: int) -> None:
+        if engine.resumable:
+            checkpoint.save(run_dir, step=step, engine_state=engine.state(), **batches.state(),
+                            config_yaml=config_yaml, engine_revision=engine.revision)
+
+    # --- the loop: every step a batch cost/accuracy; every eval_every steps the dev set
+    title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
+    if "protocol" in plan.info:
+        title += f" ({cfg.engine.name}, {plan.info['protocol']})"
+    steps, every = plan.steps, plan.eval_every
+    buf = np.zeros((3, every))  # step, cost, accuracy; flushed to the log every eval
+    nbuf = 0
+    dev_acc = float("nan")
+    stop = _SignalFlag()
+    compiling(lambda: engine.warm_up(X_train), enabled=cfg.progress)
+    loop_started = time.perf_counter()
+    with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
+            TrainingProgress(steps, title, enabled=cfg.progress, start=first - 1) as bar, stop:
+        log.truncate_after(first - 1)  # rows past the checkpoint are redone
+        for step in range(first, steps + 1):
+            idx = next(batches)
+            cost, acc = engine.train_step(X_train, idx, y_train[idx])
+            buf[:, nbuf] = step, cost, acc
+            nbuf += 1
+            diverged = not math.isfinite(cost)
+            save = step % t.checkpoint_every == 0 or step == steps or stop.signum
+            if nbuf == every or save or diverged:  # the log never lags a checkpoint
+                log.append_train(buf[0, :nbuf], buf[1, :nbuf], buf[2, :nbuf])
+                nbuf = 0
+            if diverged or (step % every == 0 and not engine.finite()):
+                log.flush()
+                raise CnnvsdnnError(
+                    f"training diverged at step {step}: the cost or a parameter is not finite; "
+                    f"the usual cause is a learning rate too high (optimizer.lr="
+                    f"{plan.adam.lr}), try a smaller one. The log and the last checkpoint stay "
+                    f"in {run_dir}")
+            if step % every == 0:
+                p_dev = engine.predict_proba(X_dev, chunk=t.eval_chunk)
+                dev_acc = float(np.mean(p_dev.argmax(1) == y_dev))
+                log.append_dev(step, cross_entropy(p_dev, y_dev), dev_acc)
+                log.flush()
+            if save:
+                log.flush()
+                save_checkpoint(step)
+            bar.update(step, cost, acc, dev_acc)
+            if stop.signum:
+                name = signal.Signals(stop.signum).name
+                raise Interrupted(
+                    f"{name} at step {step} of {steps}: checkpoint and log saved; continue "
+                    f"with the same command plus train.resume=true hydra.run.dir={run_dir}",
+                    128 + stop.signum)
+    loop_seconds = time.perf_counter() - loop_started
+
+    # --- the result: the final parameters and their metrics on the three splits
+    return finish_run(cfg, run_dir, data, title,
+                      lambda X: engine.predict_proba(X, chunk=t.eval_chunk),
+                      engine.flat_params(), engine.layer_params(), steps=steps,
+                      started=started, loop_seconds=loop_seconds,
+                      extra={**plan.info, **engine.info()})
+
+
+def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
+    """Validate, refuse a directory holding another run, create it, write ``config.yaml``.
+    Returns the resolved config as YAML (it goes into the log and the checkpoints)."""
+    validate(cfg)
+    check_run_dir(run_dir, cfg)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise ConfigError(f"cannot create the run directory {run_dir} ({ex.strerror}); "
+                          f"choose a writable hydra.run.dir") from None
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    (run_dir / CONFIG).write_text(config_yaml)
+    return config_yaml
+
+
+def _value(v):
+    return v.value if hasattr(v, "value") else str(v)
+
+
+class _SignalFlag:
+    """While active, SIGINT/SIGTERM only set ``signum``; the loop stops after the whole step."""
+
+    signum = 0
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False

@@ -1,0 +1,75 @@
+"""The end of a run: metrics of the final parameters on the three splits, and every result file
+of the run directory (``metrics.json`` last, as it marks a finished run)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from rich.table import Table
+
+from ..data import Splits
+from ..evaluation.figures import plot_training
+from ..evaluation.metrics import format_split_table, split_metrics
+from ..ui import wide_console
+from .files import CONFIG, FIGURE, LOG, METRICS, PARAMS, PREDICTIONS, TABLES
+from .log import read_log
+
+
+def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict,
+               flat_params: np.ndarray, named_params: dict, *, steps: int, started: float,
+               loop_seconds: float, extra: dict | None = None) -> float:
+    """Metrics on the three splits with ``predict(X) -> probs``, then every result file.
+    Returns the dev accuracy."""
+    run_dir = Path(run_dir)
+    splits = {}
+    for name in ("train", "dev", "test"):
+        X, y = getattr(data, name)
+        probs = predict(X)
+        splits[name] = split_metrics(probs, y, n_classes=data.info.n_classes)
+        if name == "test":
+            np.savez_compressed(run_dir / PREDICTIONS, probs=probs, labels=y)
+    config_yaml = (run_dir / CONFIG).read_text()
+    if cfg.train.save_params:
+        np.savez(run_dir / PARAMS, params=flat_params, step=steps, config=config_yaml,
+                 **named_params)
+    (run_dir / TABLES).write_text(tables_markdown(title, splits, list(data.info.classes)))
+    plot_training(read_log(run_dir / LOG), run_dir / FIGURE, title)
+    seconds = {"train_loop": round(loop_seconds, 3),
+               "total": round(time.perf_counter() - started, 3)}
+    metrics = {"dataset": cfg.dataset.name, "model": cfg.model.name, "engine": cfg.engine.name,
+               "seed": cfg.seed, "steps": steps, "splits": splits, "seconds": seconds,
+               **(extra or {})}
+    tmp = run_dir / (METRICS + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=1))
+    tmp.replace(run_dir / METRICS)
+    print_summary(title, splits, seconds, run_dir)
+    return splits["dev"]["accuracy"]
+
+
+def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:
+    """The run's ``tables.md``: accuracy per split, then the test set per class."""
+    rows = ["| split | n | accuracy | F1 (weighted) | AR (weighted) |", "|---|---|---|---|---|"]
+    for name, m in splits.items():
+        rows.append(f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['f1_weighted']:.4f} | "
+                    f"{m['ar_weighted']:.4f} |")
+    return (f"# {title}\n\n## Accuracy\n\n" + "\n".join(rows) +
+            "\n\n## Test set per class\n\n" + format_split_table(splits["test"], classes) + "\n")
+
+
+def print_summary(title: str, splits: dict, seconds: dict, run_dir: Path) -> None:
+    """The table a user sees at the end of a run, and its wall time."""
+    table = Table(title=title)
+    for col in ("split", "n", "accuracy", "F1 (weighted)", "AR (weighted)"):
+        table.add_column(col, justify="right")
+    for name, m in splits.items():
+        table.add_row(name, str(m["n"]), f"{m['accuracy']:.4f}", f"{m['f1_weighted']:.4f}",
+                      f"{m['ar_weighted']:.4f}")
+    console = wide_console()
+    console.print(table)
+    console.print(f"wall time {seconds['total']:.1f} s (training loop "
+                  f"{seconds['train_loop']:.1f} s); run directory {run_dir}",
+                  highlight=False, soft_wrap=True)

@@ -1,0 +1,88 @@
+"""What the commands show on a terminal: wide tables, progress of a training run, warnings.
+
+On a terminal a rich progress bar and spinners; into a pipe or a log file plain lines (CI,
+cluster jobs) and tables 200 columns wide, where rich would otherwise squeeze them into 80.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+_stderr = Console(stderr=True)
+
+
+def wide_console(stderr: bool = False) -> Console:
+    """A terminal's own width; 200 columns into a pipe or a log file."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=200)
+
+
+def warn(msg: str) -> None:
+    """A yellow ``warning: ...`` line on stderr."""
+    _stderr.print(f"warning: {msg}", style="yellow", markup=False, highlight=False,
+                  soft_wrap=True)
+
+
+class TrainingProgress:
+    """``update(step, cost, acc, dev_acc)`` after every step. Plain mode prints ~20 lines."""
+
+    def __init__(self, total: int, title: str, enabled: bool = True, start: int = 0):
+        self.total, self.title, self.enabled, self.start = total, title, enabled, start
+        self.console = Console(stderr=True)
+        self.live = enabled and self.console.is_terminal
+        self.every = max(1, total // 20)
+        self._progress = None
+        self._started = time.perf_counter()
+
+    def __enter__(self):
+        if self.live:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("cost {task.fields[cost]:.4f}  acc {task.fields[acc]:.3f}  "
+                           "dev {task.fields[dev]}"),
+                TimeRemainingColumn(), console=self.console, transient=False)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.title, total=self.total, completed=self.start,
+                                                 cost=math.nan,
+                                                 acc=math.nan, dev="-")
+        return self
+
+    def update(self, step: int, cost: float, acc: float, dev_acc: float) -> None:
+        if not self.enabled:
+            return
+        dev = "-" if math.isnan(dev_acc) else f"{dev_acc:.4f}"
+        if self._progress is not None:
+            if step % 10 == 0 or step == self.total:  # redrawing every step costs time
+                self._progress.update(self._task, completed=step, cost=cost, acc=acc, dev=dev)
+        elif step % self.every == 0 or step == self.total:
+            elapsed = time.perf_counter() - self._started
+            print(f"{self.title}: step {step}/{self.total} cost {cost:.4f} acc {acc:.3f} "
+                  f"dev {dev} ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+        return False
+
+
+def compiling(work, enabled: bool = True) -> float:
+    """Run ``work()`` (the engine's first calls: numba compiles its kernels, or loads them from
+    its cache) under a spinner on a terminal; say how long it took when that was noticeable."""
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    if enabled and console.is_terminal:
+        with console.status("compiling the engine's kernels (the first run after an install "
+                            "takes ~20 s; later runs load them from numba's cache)"):
+            work()
+    else:
+        work()
+    seconds = time.perf_counter() - started
+    if enabled and seconds > 2:
+        print(f"engine kernels compiled in {seconds:.1f} s (cached for later runs)",
+              file=sys.stderr, flush=True)
+    return seconds
