@@ -30,6 +30,9 @@ MODELS = {
         *HEAD,
     ],
     "cnn_elu": [CONV3, ELU, FLAT, dense(128), ELU, dense(64), ELU, dense(10)],
+    # average pooling, overlapping (stride 1 < size 3) and after a conv that needs its dx
+    "avgpool": [CONV3, RELU, {"type": "avgpool", "size": 2}, CONV3,
+                {"type": "avgpool", "size": 3, "stride": 1}, RELU, FLAT, dense(10)],
     # dense layers with no activation between them: the unfused path, input gradient included
     "linear": [FLAT, dense(200), dense(150), dense(10)],
     # geometry the shipped models do not use: stride 2 without padding, overlapping pooling,
@@ -309,3 +312,10 @@ def test_warm_up_changes_no_parameter_or_optimizer_state():
     assert np.array_equal(model.params, before[0])
     assert np.array_equal(opt.m, before[1]) and np.array_equal(opt.v, before[2])
     assert opt.t == before[3]
+
+
+def test_every_layer_type_of_the_registry_has_a_numba_layer():
+    from cnnvsdnn.engines.layer_types import LAYER_TYPES
+    from cnnvsdnn.engines.numba.layers import NUMBA_LAYERS
+
+    assert set(NUMBA_LAYERS) == set(LAYER_TYPES)

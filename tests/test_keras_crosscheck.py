@@ -29,7 +29,8 @@ def _conf_layers(name):
     return OmegaConf.to_container(OmegaConf.load(conf_dir() / "model" / f"{name}.yaml").layers)
 
 
-MODELS = {name: _conf_layers(name) for name in ("dnn", "cnn", "cnn32", "cnn_deep", "cnn_elu")}
+MODELS = {name: _conf_layers(name) for name in ("dnn", "cnn", "cnn32", "cnn_deep", "cnn_elu",
+                                                "cnn_avgpool")}
 # Beyond the shipped configs: ELU with alpha != 1 (is alpha carried over?), an even kernel and
 # stride 2 on both sides.
 MODELS["elu_strided"] = [

@@ -202,6 +202,37 @@ class MaxPool(LayerType):
                                      (1, s, s, 1), "VALID")
 
 
+class AvgPool(MaxPool):
+    """The mean of each window (keys and shapes as max pooling)."""
+
+    name = "avgpool"
+
+    def forward(self, spec, p, x):
+        size = spec["size"]
+        return _windows(x, size, spec["stride"]).mean(axis=(-2, -1)), x.shape
+
+    def backward(self, spec, p, shape, dout):
+        size, stride = spec["size"], spec["stride"]
+        dx = np.zeros(shape, dout.dtype)
+        Ho, Wo = dout.shape[1:3]
+        for m in range(size):
+            for n in range(size):
+                dx[:, m:m + stride * Ho:stride, n:n + stride * Wo:stride, :] += dout / size**2
+        return dx, {}
+
+    def keras(self, spec, L, name):
+        return [L.AveragePooling2D(spec["size"], strides=spec["stride"], padding="valid",
+                                   name=f"avgpool{name}")]
+
+    def torch(self, spec, kit, in_shape):
+        return kit.nn.AvgPool2d(spec["size"], spec["stride"])
+
+    def jax(self, spec, p, x, kit):
+        size, s = spec["size"], spec["stride"]
+        return kit.lax.reduce_window(x, 0.0, kit.lax.add, (1, size, size, 1), (1, s, s, 1),
+                                     "VALID") / size**2
+
+
 class Activation(LayerType):
     name, required, optional = "activation", ("fn",), {"alpha": 1.0}
 
@@ -296,8 +327,8 @@ class Dense(LayerType):
         return x @ p["w"] + p["b"]
 
 
-LAYER_TYPES: dict[str, LayerType] = {t.name: t for t in (Conv(), MaxPool(), Activation(),
-                                                          Flatten(), Dense())}
+LAYER_TYPES: dict[str, LayerType] = {t.name: t for t in (Conv(), MaxPool(), AvgPool(),
+                                                          Activation(), Flatten(), Dense())}
 
 
 # ------------------------------------------------------------------------------ a network

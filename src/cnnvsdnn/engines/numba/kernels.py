@@ -418,6 +418,38 @@ def maxpool_bwd(dout, arg, dx, P, S):
                     dx[s, i * S + k // P, j * S + k % P, c] += dout[s, i, j, c]
 
 
+@jit(parallel=True)
+def avgpool_fwd(x, out, P, S):
+    """Mean over P x P windows with stride S."""
+    B, Ho, Wo, C = out.shape
+    inv = np.float32(1.0) / np.float32(P * P)
+    for s in prange(B):
+        for i in range(Ho):
+            for j in range(Wo):
+                for c in range(C):
+                    acc = np.float32(0.0)
+                    for m in range(P):
+                        for n in range(P):
+                            acc += x[s, i * S + m, j * S + n, c]
+                    out[s, i, j, c] = acc * inv
+
+
+@jit(parallel=True)
+def avgpool_bwd(dout, dx, P, S):
+    """Each window's gradient shared equally among its P x P inputs."""
+    B, Ho, Wo, C = dout.shape
+    inv = np.float32(1.0) / np.float32(P * P)
+    for s in prange(B):
+        dx[s] = 0.0
+        for i in range(Ho):
+            for j in range(Wo):
+                for c in range(C):
+                    g = dout[s, i, j, c] * inv
+                    for m in range(P):
+                        for n in range(P):
+                            dx[s, i * S + m, j * S + n, c] += g
+
+
 # ----------------------------------------------------------------------------- activations
 @jit()
 def relu_fwd(x, out):

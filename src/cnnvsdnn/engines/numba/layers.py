@@ -167,6 +167,33 @@ class MaxPool(Layer):
         return f"maxpool {self.size}x{self.size} stride {self.s}"
 
 
+class AvgPool(Layer):
+    def __init__(self, spec, in_shape, out_shape):
+        super().__init__(spec, in_shape, out_shape)
+        self.size, self.s = spec["size"], spec["stride"]
+
+    def workspace(self, cap, train):
+        ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
+        if train:
+            ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
+        return ws
+
+    def forward(self, x, ws, train):
+        out = ws["out"][: x.shape[0]]
+        K.avgpool_fwd(x, out, self.size, self.s)
+        return out
+
+    def backward(self, x, out, dout, ws, need_dx):
+        if not need_dx:
+            return None
+        dx = ws["dx"][: x.shape[0]]
+        K.avgpool_bwd(dout, dx, self.size, self.s)
+        return dx
+
+    def describe(self):
+        return f"avgpool {self.size}x{self.size} stride {self.s}"
+
+
 class Activation(Layer):
     def __init__(self, spec, in_shape, out_shape):
         super().__init__(spec, in_shape, out_shape)
@@ -220,5 +247,5 @@ class Flatten(Layer):
 
 
 # one class per entry of layer_types.LAYER_TYPES (a test checks they match)
-NUMBA_LAYERS = {"dense": Dense, "conv": Conv, "maxpool": MaxPool, "activation": Activation,
-                "flatten": Flatten}
+NUMBA_LAYERS = {"dense": Dense, "conv": Conv, "maxpool": MaxPool, "avgpool": AvgPool,
+                "activation": Activation, "flatten": Flatten}
