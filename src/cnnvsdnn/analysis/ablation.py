@@ -25,7 +25,6 @@ The same machinery compares any models over seeds, e.g. the study's question, DN
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -33,8 +32,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..evaluation.stats import fmt_p
-from ..evaluation.tables import markdown_table, print_rows
+from ..evaluation.tables import markdown_table, print_rows, write_csv
 from ..run.files import PARAMS
+from ..safe_io import check_output_dir, write_text
 from . import summarize as S
 from .plan import Point, plan, train_sweep, unavailable
 
@@ -116,9 +116,8 @@ def write_ablation(dataset: str, models: list[str], run_dirs: list[Path], out: P
           f"paired difference to `{baseline}` (same seeds), with its 95% t interval, the paired "
           f"t-test p and the seeds where the variant is better. s/run: wall time per run.", "",
           markdown_table(rows)]
-    (out / "ablation.md").write_text("\n".join(md))
-    with (out / "ablation.csv").open("w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
+    write_text(out / "ablation.md", "\n".join(md))
+    write_csv(out / "ablation.csv", rows[0], rows[1:])
     S.figure(summary, out / "ablation.png", title=f"{title}: mean, 95% t interval; dots: seeds")
     print_rows(f"{title}, test split", rows)
     return [out / "ablation.md", out / "ablation.csv", out / "ablation.png", *files], rows
@@ -156,6 +155,7 @@ def run(ns) -> int:
     models = [m for m in ns.models.split(",") if m]
     seeds = _seeds(ns.seeds)
     overrides = list(getattr(ns, "overrides", []))
+    check_output_dir(ns.out)
     runs_dir = (ns.runs_dir / ns.dataset).resolve()
     planned = points(ns.dataset, models, seeds, runs_dir, overrides)
     todo = [p for p in planned if p.state != "done"]

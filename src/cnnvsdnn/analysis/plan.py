@@ -130,13 +130,18 @@ def train_sweep(points: list[Point], runs_dir: Path, subdir: str, sweep_args: li
 
 def _run_child(cmd: list[str]) -> int:
     """Run a training subprocess (its progress shows on our terminal). On Ctrl-C the child
-    gets the SIGINT too, finishes its step and saves a checkpoint; we wait for that instead
-    of killing it (which ``subprocess.run`` would do after 0.25 s)."""
+    gets the SIGINT too (it is in our process group), finishes its step and saves a checkpoint;
+    SIGTERM and SIGHUP we pass on to it. Either way we wait for it, instead of killing it
+    (which ``subprocess.run`` would do after 0.25 s), and return its exit code."""
     proc = subprocess.Popen(cmd)
-    main_thread = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    if threading.current_thread() is not threading.main_thread():
+        return proc.wait()
+    forward = {signal.SIGINT: signal.SIG_IGN,
+               signal.SIGTERM: lambda s, f: proc.send_signal(s),
+               signal.SIGHUP: lambda s, f: proc.send_signal(s)}
+    old = {s: signal.signal(s, h) for s, h in forward.items()}
     try:
         return proc.wait()
     finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, old)
+        for s, h in old.items():
+            signal.signal(s, h)

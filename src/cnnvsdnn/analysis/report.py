@@ -28,6 +28,7 @@ from ..evaluation.stats import describe
 from ..evaluation.tables import NA, Table
 from ..run.files import LOG, find_runs, read_metrics
 from ..run.log import read_log
+from ..safe_io import check_output_dir, io_error, write_text
 from .experiments import (
     Experiment,
     default_experiment,
@@ -186,7 +187,10 @@ def build_report(run_dirs: list[Path], out_dir: Path, experiment: Experiment | N
 
 def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
                    exp: Experiment | None, classes: list[str], notes: list[str]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise io_error(ex, out, "create") from None
     name = DATASET_TITLES.get(dataset, dataset)
     grouped: dict[str, list[tuple[Path, dict]]] = {}
     for d, m in sorted(runs, key=lambda r: (r[1].get("seed", 0), str(r[0]))):
@@ -206,9 +210,9 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
     cls = class_table(f"{t_cls}: test set per class, F1 score and area ratio (AR), weighted "
                       f"averages last", labels, metrics, exp, classes, test["count"], test["n"])
     for table, stem in ((acc, "accuracy"), (cls, "per_class")):
-        (out / f"{stem}.md").write_text(table.markdown())
-        (out / f"{stem}.csv").write_text(table.csv())
-        (out / f"{stem}.tex").write_text(table.latex())
+        write_text(out / f"{stem}.md", table.markdown())
+        write_text(out / f"{stem}.csv", table.csv())
+        write_text(out / f"{stem}.tex", table.latex())
 
     # figures 8-16: one per run; then per-class F1 of every column with runs
     figures = []
@@ -217,14 +221,15 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
             png = out / f"training_{m.get('engine', 'numba')}_{m['model']}_seed{m['seed']}.png"
             if png in figures:  # two runs of one model and seed (e.g. other steps)
                 png = png.with_name(f"{png.stem}_{d.name}.png")
-            if (d / LOG).is_file():
-                steps = f", {m['steps']} steps" if m.get("steps") else ""
-                plot_training(read_log(d / LOG), png,
-                              f"{name}, {label}: {m['engine']} {m['model']}, seed {m['seed']}"
-                              f"{steps}")
-                figures.append(png)
-            else:
-                notes.append(f"{d}: no log.h5, so no training figure.")
+            try:
+                log = read_log(d / LOG)
+            except ConfigError as ex:  # missing or damaged: the tables need no log
+                notes.append(f"{d}: no training figure ({ex}).")
+                continue
+            steps = f", {m['steps']} steps" if m.get("steps") else ""
+            plot_training(log, png, f"{name}, {label}: {m['engine']} {m['model']}, seed "
+                                    f"{m['seed']}{steps}")
+            figures.append(png)
     f1 = {lab: [describe(list(v)).mean for v in zip(*(m["splits"]["test"]["f1"] for m in ms))]
           for lab, ms in metrics.items() if ms}
     f1_png = plot_f1_comparison(f1, classes, out / "f1_per_class.png",
@@ -258,7 +263,7 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
                if notes else "") +
               "## Runs\n\n" + "\n".join(run_lines) + "\n\n## Figures\n\n" +
               "\n\n".join(fig_lines) + "\n")
-    (out / "report.md").write_text(report)
+    write_text(out / "report.md", report)
     print(f"\n{acc.markdown()}\n{cls.markdown()}")
     for n in dict.fromkeys(notes):
         print(f"note: {n}")
@@ -300,6 +305,7 @@ def run(ns) -> int:
         except ValueError:
             raise ConfigError(f"--seeds {ns.seeds!r} is not a comma-separated list of "
                               f"integers, e.g. --seeds 0,1,2") from None
+    check_output_dir(ns.out)
     extra = find_runs(ns.run_dirs) if ns.run_dirs else []
     if ns.run_dirs and not extra:
         raise ConfigError(f"no finished runs (metrics.json) under {', '.join(ns.run_dirs)}; "

@@ -32,6 +32,7 @@ from ..evaluation.figures import plot_over_seeds
 from ..evaluation.stats import CONFIDENCE, Stats, describe, fmt_p, paired
 from ..evaluation.tables import markdown_table, print_rows, write_csv
 from ..run.files import CONFIG, find_runs, read_metrics
+from ..safe_io import check_output, check_output_dir, write_text
 
 __all__ = ["METRICS", "Run", "Stats", "Summary", "add_arguments", "describe", "load_runs",
            "paired", "run", "summarize", "write_outputs"]
@@ -321,7 +322,7 @@ def write_outputs(summary: Summary, out: Path) -> list[Path]:
     except OSError as ex:
         raise ConfigError(f"cannot create {out} ({ex.strerror}); choose another --out") from None
     md = out / "summary.md"
-    md.write_text(markdown(summary))
+    write_text(md, markdown(summary))
     rows = []
     for g in summary.groups:
         for m, s in g.stats.items():
@@ -360,6 +361,7 @@ def add_arguments(parser) -> None:
                         "(- for stdout)")
     parser.add_argument("--out", metavar="DIR", help="where the tables and the figure go "
                         "(default: MULTIRUN_DIR/summary)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --json file")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
                         help="which split's metrics (default: test)")
     parser.add_argument("--pair", action="append", metavar="A,B",
@@ -387,14 +389,16 @@ def run(ns) -> int:
     pairs = parse_pairs(ns.pair)
     runs = load_runs(ns.dirs)
     summary = summarize(runs, split=ns.split, pairs=pairs, roots=ns.dirs)
-    out = Path(ns.out) if ns.out else Path(ns.dirs[0]) / "summary"
+    out = check_output_dir(Path(ns.out) if ns.out else Path(ns.dirs[0]) / "summary")
+    if ns.json and ns.json != "-":
+        check_output(ns.json, force=ns.force, what="JSON file", flag="--json")
     files = write_outputs(summary, out)
     if ns.json == "-":
         print(json.dumps(to_json(summary), indent=1))
     else:
         print_tables(summary)
         if ns.json:
-            Path(ns.json).write_text(json.dumps(to_json(summary), indent=1))
+            write_text(ns.json, json.dumps(to_json(summary), indent=1))
             files.append(Path(ns.json))
         print(f"summarize: {len(runs)} runs; wrote {', '.join(map(str, files))}")
     return 0

@@ -17,19 +17,20 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from omegaconf import OmegaConf
 from rich.table import Table
 
 from ..config import compose_config
 from ..errors import CnnvsdnnError, ConfigError
+from ..safe_io import check_output, write_text
 from ..ui import wide_console
 from .worker import ENGINES, INPUTS, have_torch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="also write the rows as a JSON list")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument("--models", default="dnn,cnn", help="models of conf/model/ (dnn,cnn)")
     p.add_argument("--inputs", default="28x28x1,32x32x3", help="input shapes (28x28x1,32x32x3)")
     p.add_argument("--threads", default="1,2", help="thread counts (1,2)")
@@ -61,6 +62,8 @@ def run(ns: argparse.Namespace) -> int:
         raise ConfigError("--steps, --repeats, --batch-size and --threads must be positive")
     if ns.warmup < 0:
         raise ConfigError("--warmup must be >= 0 seconds")
+    if ns.json:
+        check_output(ns.json, force=ns.force, what="JSON file", flag="--json")
     if "torch" in engines and not have_torch():
         console.print("torch is not installed: skipping it (pip install torch==2.13.0)")
         engines = [e for e in engines if e != "torch"]
@@ -90,7 +93,7 @@ def run(ns: argparse.Namespace) -> int:
             w.close()
     _print_table(console, rows, compile_s)
     if ns.json:
-        Path(ns.json).write_text(json.dumps(rows, indent=1))
+        write_text(ns.json, json.dumps(rows, indent=1))
         console.print(f"rows written to {ns.json}")
     return 0
 

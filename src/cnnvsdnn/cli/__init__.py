@@ -9,10 +9,12 @@ Every error a user can cause ends here as one line on stderr and an exit code: 2
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from .. import __version__
-from ..errors import CnnvsdnnError
+from ..env import check_environment
+from ..errors import CnnvsdnnError, Interrupted
 from .commands import other_command
 from .train import train_command
 
@@ -46,8 +48,17 @@ set HYDRA_FULL_ERROR=1 for a traceback.
 """
 
 
+def _stop(signum, frame):
+    """SIGTERM or SIGHUP outside a training loop (which saves its checkpoint first)."""
+    name = signal.Signals(signum).name
+    raise Interrupted(f"stopped by {name}; what was written is complete, run the command "
+                      f"again to continue", 128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _stop)
     try:
         if not argv or argv[0] in ("-h", "--help", "help"):
             print(USAGE, end="")
@@ -55,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] == "--version":
             print(f"cnnvsdnn {__version__}")
             return 0
+        check_environment()
         if argv[0] == "train":
             return train_command(argv[1:])
         return other_command(argv)
@@ -66,3 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnvsdnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output left (`cnnvsdnn data list | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 141
+    except (OSError, MemoryError) as ex:  # the machine, not the input: a full disk, no memory
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        where = f" ({ex.filename})" if getattr(ex, "filename", None) else ""
+        what = "out of memory" if isinstance(ex, MemoryError) else (ex.strerror or str(ex))
+        print(f"cnnvsdnn: error: {what}{where}; check the disk, memory and paths, then run the "
+              f"command again", file=sys.stderr)
+        return 1

@@ -8,7 +8,9 @@ import json
 
 from .. import bench, data
 from ..analysis import ablation, report, summarize
+from ..errors import ConfigError
 from ..evaluation.metrics import format_split_table, load_predictions, split_metrics
+from ..safe_io import check_output
 
 
 def other_command(argv: list[str]) -> int:
@@ -59,12 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dev-split", choices=["random", "last"], default="random",
                    help="random (with --seed) or the last --dev-size in file order")
     e.add_argument("--no-verify", action="store_true", help="accept user-made copies")
+    e.add_argument("--force", action="store_true", help="replace an existing OUT file")
     e.set_defaults(func=_data_export)
     s = dsub.add_parser("show", help="a grid of example images per class (PNG)")
     s.add_argument("name", metavar="NAME")
     s.add_argument("--out", metavar="PNG", help="default: <NAME>_examples.png")
     s.add_argument("--per-class", type=int, default=8, help="images per class (8)")
     s.add_argument("--no-verify", action="store_true", help="accept user-made copies")
+    s.add_argument("--force", action="store_true", help="replace an existing --out file")
     s.set_defaults(func=_data_show)
 
     sc = sub.add_parser("score", help="metrics of saved predictions",
@@ -114,13 +118,18 @@ def _data_list(ns) -> int:
 
 
 def _data_export(ns) -> int:
+    check_output(ns.out, force=ns.force, what="export file", flag="OUT")
     data.export(ns.name, ns.split, ns.out, dev_size=ns.dev_size, mode=ns.dev_split,
                 seed=ns.seed, verify=not ns.no_verify)
     return 0
 
 
 def _data_show(ns) -> int:
-    data.show(ns.name, ns.out or f"{ns.name}_examples.png", per_class=ns.per_class,
+    if not 1 <= ns.per_class <= 100:
+        raise ConfigError(f"--per-class {ns.per_class} must be between 1 and 100")
+    out = check_output(ns.out or f"{ns.name}_examples.png", force=ns.force, what="figure",
+                       flag="--out")
+    data.show(ns.name, out, per_class=ns.per_class,
               verify=not ns.no_verify)
     return 0
 

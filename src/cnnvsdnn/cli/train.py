@@ -12,10 +12,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from ..config import compose_config, conf_dir, config_error_line, register_schemas
+from ..config import compose_config, conf_dir, config_error_line, register_schemas, sweep_dir_of
 from ..errors import CnnvsdnnError, ConfigError
 from ..run import train
-from ..run.files import check_run_dir
+from ..run.files import check_not_foreign, check_not_foreign_sweep, check_run_dir, lock_run_dir
 
 # Hydra's own flags that take a value (the value is not an override).
 _HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
@@ -92,29 +92,49 @@ def _split_hydra_args(args: list[str]) -> tuple[list[str], set[str]]:
 
 
 def _precheck(overrides: list[str], multirun: bool) -> None:
-    """Compose and validate every point of the run or sweep before any work starts."""
+    """Compose and validate every point of the run or sweep before any work starts, and hold
+    the output directory for this process: Hydra writes into it before the job runs."""
+    try:  # every override, Hydra's own too: a malformed one is Hydra's traceback otherwise
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as ex:
+        raise ConfigError(config_error_line(ex)) from ex
     own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
-    out = [o.split("=", 1)[1] for o in overrides if o.startswith(key)]
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    out = [o.value() for o in parsed if o.get_key_element() == key]
+    if out and not isinstance(out[-1], str):
+        raise ConfigError(f"{key} must name one directory, not {out[-1]}")
+    if out and not out[-1].strip():
+        raise ConfigError(f"{key} is empty; give the directory to write into, e.g. "
+                          f"{key}=outputs/my-run")
     _check_writable(Path(out[-1]) if out else Path("outputs"))
+    if out:  # the default directories are new ones, named by the time
+        (check_not_foreign_sweep if multirun else check_not_foreign)(Path(out[-1]), key)
     if not multirun:
         cfg = compose_config(own)
         if out:
+            lock_run_dir(Path(out[-1]))
             check_run_dir(Path(out[-1]), cfg)
         return
-    try:
-        parsed = OverridesParser.create().parse_overrides(own)
-    except Exception as ex:
-        raise ConfigError(config_error_line(ex)) from ex
-    choices = []
+    if out:
+        lock_run_dir(Path(out[-1]))  # one sweep at a time in a sweep directory
+    for num, combo in enumerate(itertools.islice(_sweep(parsed), _MAX_PRECHECK)):
+        own = [o for o in combo if not o.lstrip("+~").startswith("hydra")]
+        cfg = compose_config(own)
+        if out:  # a sweep directory that may hold runs already: refuse before Hydra writes
+            run_dir = sweep_dir_of(combo, num)
+            check_not_foreign(run_dir, "a sweep point's directory")
+            check_run_dir(run_dir, cfg)
+
+
+def _sweep(parsed) -> itertools.product:
+    """The points of a sweep in the order Hydra's basic sweeper numbers them: one list of
+    ``key=value`` per key (the last override of a key wins, at its first place), producted."""
+    lists: dict[str, list[str]] = {}
     for o in parsed:
         key = o.get_key_element()
-        if o.is_sweep_override():
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([o.input_line])
-    for combo in itertools.islice(itertools.product(*choices), _MAX_PRECHECK):
-        compose_config(list(combo))
+        lists[key] = ([f"{key}={v}" for v in o.sweep_string_iterator()]
+                      if o.is_sweep_override() else [f"{key}={o.get_value_element_as_str()}"])
+    return itertools.product(*lists.values())
 
 
 def _check_writable(path: Path) -> None:

@@ -8,10 +8,11 @@ from .compose import (
            config_error_line,
            flat_config,
            register_schemas,
+           sweep_dir_of,
 )
 from .schema import NOT_A_RESULT, SAME_RESULT, Config, DevSplit, default_of, keys_affecting
 from .validate import ENGINES, validate
 
 __all__ = ["ENGINES", "NOT_A_RESULT", "SAME_RESULT", "Config", "DevSplit", "compose_config",
            "conf_dir", "config_diff", "config_error_line", "default_of", "flat_config",
-           "keys_affecting", "register_schemas", "validate"]
+           "keys_affecting", "register_schemas", "sweep_dir_of", "validate"]

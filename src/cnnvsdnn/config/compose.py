@@ -9,8 +9,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import MissingConfigException
-from omegaconf import DictConfig
+from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, open_dict
 
 from ..errors import ConfigError
 from .schema import NOT_A_RESULT, Config
@@ -52,8 +52,30 @@ def compose_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def sweep_dir_of(overrides: list[str], job_num: int) -> Path:
+    """The directory Hydra gives job ``job_num`` of a multirun with these overrides
+    (``hydra.sweep.dir`` / ``hydra.sweep.subdir``, resolved as the launcher will)."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.job.num = job_num
+        return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+    except Exception as ex:
+        raise ConfigError(config_error_line(ex)) from ex
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def config_error_line(ex: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line messages, as one line with a hint."""
+    if isinstance(ex, OverrideParseException):
+        line = re.search(r"Exception: (.*)", str(ex))
+        what = f"the override {line.group(1)!r}" if line else "an override"
+        return (f"cannot parse {what}: quote a value that holds spaces or special characters "
+                f"(key='a b'), and close every quote and bracket")
     if isinstance(ex, MissingConfigException) and ex.missing_cfg_file:
         group, _, name = ex.missing_cfg_file.rpartition("/")
         options = [o for o in (ex.options or []) if o != "schema"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.registry import DATASETS
-from ..engines.layer_types import validate_layers
+from ..engines.layer_types import network
 from ..errors import ConfigError
 from .schema import default_of
 
@@ -23,6 +26,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; choose one of {', '.join(ENGINES)}")
     if cfg.engine.name == "keras":
         _validate_keras(cfg)
+    if cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed} must be >= 0 (a seed is a non-negative integer)")
     t, o = cfg.train, cfg.optimizer
     positive = ("train.steps", "train.batch_size", "train.eval_every", "train.dev_size",
                 "train.eval_chunk", "train.checkpoint_every", "optimizer.lr", "optimizer.eps")
@@ -56,7 +61,24 @@ def validate(cfg: DictConfig) -> None:
     layers = OmegaConf.to_container(cfg.model.layers, resolve=True)
     if not layers:
         raise ConfigError(f"model {cfg.model.name!r} has no layers; see conf/model/*.yaml")
-    validate_layers(layers, input_shape=tuple(info.shape), n_classes=info.n_classes)
+    net = network(layers, input_shape=tuple(info.shape), n_classes=info.n_classes)
+    _check_memory(net, max(t.batch_size, cfg.engine.get("fit_batch_size") or 0), t.eval_chunk)
+
+
+def _check_memory(net, batch_size: int, eval_chunk: int) -> None:
+    """Refuse a model whose parameters, optimiser state and activations cannot fit in this
+    machine's memory (numpy's MemoryError deep inside the engine otherwise)."""
+    floats = 4 * net.n_params  # parameters, gradients, Adam's two moments
+    floats += 3 * max(batch_size, eval_chunk) * sum(math.prod(s) for s in net.out_shapes)
+    need = 4 * floats  # float32 bytes
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform: do not guess
+        return
+    if need > have:
+        raise ConfigError(f"the model has {net.n_params:,} parameters; with batches of "
+                          f"{batch_size} it needs about {need / 2**30:.1f} GiB, more than this "
+                          f"machine's {have / 2**30:.1f} GiB; use fewer units or filters")
 
 
 def _validate_keras(cfg: DictConfig) -> None:

@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import CnnvsdnnError, ConfigError, DataError
 from ..evaluation.figures import plot_image_grid
+from ..safe_io import atomic_write
 from ..ui import warn
 from . import cache, sources
 from .display import print_fetched, print_status, print_verify
@@ -90,9 +91,8 @@ def load_dataset(name: str, verify: bool = True, mirror: str | None = None,
                             f"(N,{','.join(map(str, info.shape))}); delete {ddir} and fetch again")
     try:
         cache.save(ddir, arrays, source, inputs, verified=checked)
-    except OSError as e:
-        warn(f"{name}: cannot cache the decoded arrays in {ddir} ({e.strerror}); "
-             "the next load decodes again")
+    except CnnvsdnnError as e:
+        warn(f"{name}: the decoded arrays were not cached ({e}); the next load decodes again")
     return Dataset(name, info, **arrays, source=source)
 
 
@@ -221,11 +221,9 @@ def export(name: str, split: str, out_npz, dev_size: int = 5000, mode: str = "ra
     out = Path(out_npz)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "wb") as f:
-            np.savez(f, X=X, y=y)
     except OSError as e:
         raise ConfigError(f"cannot write {out} ({e.strerror}); choose another path") from None
-    return out
+    return atomic_write(out, lambda f: np.savez(f, X=X, y=y))
 
 
 def show(name: str, out_png, per_class: int = 8, seed: int = 0, verify: bool = True) -> Path:

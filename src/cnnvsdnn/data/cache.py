@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..safe_io import atomic_write, io_error, write_text
 
 KEYS = ("train_X", "train_y", "test_X", "test_y")
 MANIFEST = "manifest.json"
@@ -33,31 +34,40 @@ def file_stamp(path: Path) -> list:
 
 def save(dataset_dir: Path, arrays: dict[str, np.ndarray], source: str, inputs: list[Path],
          verified: bool) -> None:
-    """Write the arrays and then the manifest (last, so a half-written cache has none)."""
+    """Write the arrays and then the manifest (last, so a half-written cache has none).
+    A failure (a full disk) is a CnnvsdnnError and leaves no temporary file."""
     d = cache_dir(dataset_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / MANIFEST).unlink(missing_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        (d / MANIFEST).unlink(missing_ok=True)
+    except OSError as ex:
+        raise io_error(ex, d) from None
     sums = {}
     for key in KEYS:
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
         data = buf.getvalue()
         sums[key] = hashlib.sha256(data).hexdigest()
-        tmp = d / f".{key}.npy.{os.getpid()}.tmp"  # concurrent jobs must not collide
-        tmp.write_bytes(data)
-        os.replace(tmp, d / f"{key}.npy")
+        atomic_write(d / f"{key}.npy", lambda f, b=data: f.write(b))  # pid-named temp file
     manifest = {"source": source, "verified": verified, "sha256": sums,
                 "inputs": [file_stamp(p) for p in inputs]}
-    tmp = d / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, d / MANIFEST)
+    write_text(d / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def read_manifest(dataset_dir: Path) -> dict | None:
+    """The cache's manifest, or None when there is none or it is damaged (the cache is then
+    rebuilt from the raw files, never trusted)."""
     try:
-        return json.loads((cache_dir(dataset_dir) / MANIFEST).read_text())
+        m = json.loads((cache_dir(dataset_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+    ok = (isinstance(m, dict) and isinstance(m.get("source"), str)
+          and isinstance(m.get("verified"), bool) and isinstance(m.get("sha256"), dict)
+          and all(isinstance(m["sha256"].get(k), str) for k in KEYS)
+          and isinstance(m.get("inputs", []), list)
+          and all(isinstance(i, list) and len(i) == 3 and isinstance(i[0], str)
+                  and all(isinstance(v, int) for v in i[1:]) for i in m.get("inputs", [])))
+    return m if ok else None
 
 
 def inputs_unchanged(manifest: dict) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CnnvsdnnError
+from ..safe_io import atomic_write
 
 __all__ = ["moving_average", "plot_f1_comparison", "plot_over_seeds", "plot_training"]
 
@@ -50,11 +51,10 @@ def _save(fig, out_png: str | Path) -> Path:
     out = Path(out_png)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=120)
     except OSError as exc:
         raise CnnvsdnnError(f"cannot write figure {out} ({exc}); check the output directory "
                             f"is writable") from None
-    return out
+    return atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=120))
 
 
 def plot_training(log: dict, out_png: str | Path, title: str) -> Path:

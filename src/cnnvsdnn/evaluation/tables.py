@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.table import Table as RichTable
 
+from ..safe_io import write_text
 from ..ui import wide_console
 from .stats import Stats
 
@@ -120,11 +121,11 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 def write_csv(path: Path, header: list[str], rows) -> None:
     """A CSV file; NaN becomes an empty cell."""
-    with Path(path).open("w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows([["" if isinstance(v, float) and math.isnan(v) else v for v in r]
-                     for r in rows])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows([["" if isinstance(v, float) and math.isnan(v) else v for v in r] for r in rows])
+    write_text(path, buf.getvalue())
 
 
 def print_rows(title: str, rows: list[list[str]]) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CnnvsdnnError
+from ..safe_io import atomic_write
 from .files import CHECKPOINT
 
 _OWN = ("step", "order", "pos", "rng_state", "config", "engine_revision")
@@ -25,22 +25,12 @@ _OWN = ("step", "order", "pos", "rng_state", "config", "engine_revision")
 
 def save(run_dir: Path, *, step: int, engine_state: dict, order, pos: int, rng_state: dict,
          config_yaml: str, engine_revision: int) -> Path:
-    path = Path(run_dir) / CHECKPOINT
-    tmp = path.with_name(path.name + ".tmp")
     buf = io.BytesIO()
     np.savez(buf, step=step, **engine_state, order=order, pos=pos,
              rng_state=json.dumps(rng_state), config=config_yaml,
              engine_revision=engine_revision)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buf.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as ex:
-        raise CnnvsdnnError(f"cannot write the checkpoint {path} ({ex.strerror}); "
-                            f"check the disk and the run directory's permissions") from None
-    return path
+    return atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buf.getbuffer()),
+                        sync=True)
 
 
 def load(run_dir: Path) -> dict:
@@ -59,4 +49,7 @@ def load(run_dir: Path) -> dict:
                             f"start a new run in another hydra.run.dir") from None
     out["engine_state"] = {k: (int(v) if v.ndim == 0 else v) for k, v in ck.items()
                            if k not in _OWN}
+    if not out["engine_state"]:
+        raise CnnvsdnnError(f"{path} holds no engine state (is it a run's params.npz?); "
+                            f"start a new run in another hydra.run.dir")
     return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 
-import numba
 from hydra.core.hydra_config import HydraConfig
 
 
@@ -50,6 +49,8 @@ def effective_threads(cfg) -> int:
     The share is the available CPUs (or submitit's ``cpus_per_task``) divided by the jobs that
     run at once, and never above numba's ``NUMBA_NUM_THREADS`` (which loky lowers in workers).
     """
+    import numba  # read at import from the environment, which main() checks first
+
     cpus = available_cpus()
     launcher = _launcher()
     if launcher is not None and launcher.get("cpus_per_task"):

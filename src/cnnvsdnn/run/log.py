@@ -5,17 +5,26 @@ Layout: datasets ``train/step``, ``train/cost``, ``train/accuracy`` (every step)
 the resolved config YAML is the root attribute ``config``.
 
 Crash safety: the file is written in HDF5 SWMR mode and flushed after every append, so a run
-killed at any moment (even ``kill -9``) leaves a file that :func:`read_log` can read, and a
-watcher can read it while training runs. Rows are padded with fill values (step -1) until
-written, and ``step`` is written after ``cost`` and ``accuracy``, so the reader keeps the prefix
-of rows whose step is set and whose three arrays all exist. A killed SWMR file cannot be opened
-for writing again without ``h5clear``; resuming therefore rewrites the log from what
-:func:`read_log` recovers (into a temporary file, then an atomic rename).
+killed at any moment (even ``kill -9``) leaves a file that :func:`read_log` can read. Rows are
+padded with fill values (step -1) until written, and ``step`` is written after ``cost`` and
+``accuracy``, so the reader keeps the prefix of rows whose step is set and whose three arrays
+all exist. Resuming rewrites the log from what :func:`read_log` recovers (into a temporary
+file, then an atomic rename).
+
+Reading a damaged file must fail at once: a killed SWMR writer leaves the superblock flagged
+"open for write", which only an SWMR reader accepts, and HDF5's SWMR reader retries every
+metadata read that fails its checksum for minutes, inside C, deaf to Ctrl-C (a truncated file
+hung ``report`` and ``train.resume=true``). So :func:`read_log` reads the file into memory,
+clears those flags as ``h5clear`` would (recomputing the superblock's Jenkins lookup3
+checksum) and opens the copy as an ordinary reader, which reports a truncated or damaged file
+in one error.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 from pathlib import Path
 
 import h5py
@@ -46,6 +55,7 @@ class RunLog:
         try:
             self._file = _create(tmp, config_yaml, old)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write the training log {tmp} ({exc}); "
                               f"check that the run directory is writable") from None
         self._file.close()
@@ -126,29 +136,31 @@ def _create(path: Path, config_yaml: str, old: dict | None) -> h5py.File:
 def read_log(path: str | Path) -> dict:
     """``{"train": {"step", "cost", "accuracy"}, "dev": {...}, "config": str}`` of a log.
 
-    Works on a log that is being written or whose writer was killed: it keeps, per group, the
-    rows whose three values were all written.
+    Works on a log whose writer was killed: it keeps, per group, the rows whose three values
+    were all written. A truncated or damaged file is a one-line ConfigError, at once.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"training log {path} does not exist; give a run directory that "
                           f"holds log.h5")
+    hint = "it is damaged or truncated; delete the run directory and train it again"
     try:
-        f = h5py.File(path, "r")
-    except OSError:
-        # A live or killed SWMR writer leaves the file flagged "open for write"; an SWMR
-        # reader may still open it.
-        try:
-            f = h5py.File(path, "r", libver="latest", swmr=True)
-        except OSError as exc:
-            raise ConfigError(f"{path} is not a readable HDF5 training log ({exc}); "
-                              f"rerun the training to rewrite it") from None
+        data = path.read_bytes()
+        f = h5py.File(io.BytesIO(_clear_write_flags(data)), "r")
+    except (OSError, ValueError) as exc:
+        why = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else str(exc)
+        raise ConfigError(f"{path} is not a readable HDF5 training log ({why[:120]}); "
+                          f"{hint}") from None
     try:
         out = {}
         for group in GROUPS:
             try:
                 cols = {name: f[f"{group}/{name}"][:] for name in FIELDS}
             except KeyError as exc:
+                if "Unable to" in str(exc):  # h5py's KeyError for an object it cannot read
+                    why = str(exc.args[0]).split("(")[-1].rstrip(")")
+                    raise ConfigError(f"{path} is not a readable HDF5 training log (group "
+                                      f"{group}: {why}); {hint}") from None
                 raise ConfigError(f"{path} lacks {exc} in group {group!r}; it is not a "
                                   f"cnnvsdnn training log") from None
             n = min(c.shape[0] for c in cols.values())
@@ -158,6 +170,76 @@ def read_log(path: str | Path) -> dict:
             out[group] = {name: cols[name][:n].astype(_DTYPES[name]) for name in FIELDS}
         config = f.attrs.get("config", "")
         out["config"] = config.decode() if isinstance(config, bytes) else str(config)
+    except (OSError, RuntimeError, ValueError) as exc:  # damage found while reading data
+        raise ConfigError(f"{path} is not a readable HDF5 training log ({str(exc)[:120]}); "
+                          f"{hint}") from None
     finally:
         f.close()
     return out
+
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _clear_write_flags(data: bytes) -> bytes:
+    """The file's bytes with the superblock's "open for write" flags cleared (h5clear), so that
+    an ordinary (not SWMR) reader opens it. Superblock versions 2 and 3 (``libver="latest"``):
+    signature, version, sizes of offsets and lengths, flags, four addresses, lookup3 checksum."""
+    if not data.startswith(_SIGNATURE):
+        raise ValueError("no HDF5 signature at its start")
+    if len(data) < 12 or data[8] < 2 or data[11] == 0:
+        return data  # an older superblock, or not flagged: HDF5 reads it as it is
+    end = 12 + 4 * data[9]  # the checksum follows the four addresses
+    if len(data) < end + 4:
+        raise ValueError("truncated superblock")
+    if _lookup3(data[:end]) != struct.unpack("<I", data[end:end + 4])[0]:
+        raise ValueError("superblock checksum mismatch")
+    head = bytearray(data[:end])
+    head[11] = 0
+    return bytes(head) + struct.pack("<I", _lookup3(bytes(head))) + data[end + 4:]
+
+
+def _lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle``, as HDF5's ``H5_checksum_lookup3`` computes it.
+    (No maintained Python package offers it; it is 30 lines, checked against the checksum
+    HDF5 itself wrote in the tests.)"""
+    m = 0xFFFFFFFF
+
+    def rot(x, k):
+        return ((x << k) | (x >> (32 - k))) & m
+
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n + initval) & m
+    i = 0
+    while n > 12:
+        a = (a + int.from_bytes(data[i:i + 4], "little")) & m
+        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & m
+        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & m
+        a = (a - c) & m ^ rot(c, 4)
+        c = (c + b) & m
+        b = (b - a) & m ^ rot(a, 6)
+        a = (a + c) & m
+        c = (c - b) & m ^ rot(b, 8)
+        b = (b + a) & m
+        a = (a - c) & m ^ rot(c, 16)
+        c = (c + b) & m
+        b = (b - a) & m ^ rot(a, 19)
+        a = (a + c) & m
+        c = (c - b) & m ^ rot(b, 4)
+        b = (b + a) & m
+        i += 12
+        n -= 12
+    if n == 0:
+        return c
+    tail = data[i:] + bytes(12 - n)
+    a = (a + int.from_bytes(tail[0:4], "little")) & m
+    b = (b + int.from_bytes(tail[4:8], "little")) & m
+    c = (c + int.from_bytes(tail[8:12], "little")) & m
+    c = (c ^ b) - rot(b, 14) & m
+    a = (a ^ c) - rot(c, 11) & m
+    b = (b ^ a) - rot(a, 25) & m
+    c = (c ^ b) - rot(b, 16) & m
+    a = (a ^ c) - rot(c, 4) & m
+    b = (b ^ a) - rot(a, 14) & m
+    c = (c ^ b) - rot(b, 24) & m
+    return c

@@ -28,20 +28,29 @@ from ..config import validate
 from ..data import load_splits
 from ..errors import CnnvsdnnError, ConfigError, Interrupted
 from ..evaluation.metrics import cross_entropy
+from ..safe_io import write_text
 from ..ui import TrainingProgress, compiling
 from . import checkpoint
 from .batches import BatchOrder
 from .cpus import effective_threads
-from .files import CHECKPOINT, CONFIG, LOG, check_run_dir
+from .files import CHECKPOINT, CONFIG, LOG, check_not_foreign, check_run_dir, lock_run_dir
 from .log import RunLog
 from .results import finish_run
 from .schedule import schedule
 
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
-    """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy."""
+    """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy.
+
+    SIGINT, SIGTERM and SIGHUP end it with one line and exit code 128 + N wherever they come:
+    before the loop at once (nothing to save), in the loop after the current step (checkpoint
+    and log saved), while the results are written once they are complete."""
+    with _Signals() as signals:
+        return _train(cfg, Path(run_dir), signals)
+
+
+def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     started = time.perf_counter()
-    run_dir = Path(run_dir)
     config_yaml = prepare_run_dir(cfg, run_dir)
     t = cfg.train
     threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
@@ -70,8 +79,16 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                               f"{ckpt['engine_revision']}, this cnnvsdnn's is {engine.revision}: "
                               f"resuming would mix two engines' numbers; train it again in "
                               f"another hydra.run.dir (or delete it)")
-        engine.load_state(ckpt["engine_state"])
-        batches.load(ckpt["order"], ckpt["pos"], ckpt["rng_state"])
+        try:
+            engine.load_state(ckpt["engine_state"])
+            batches.load(ckpt["order"], ckpt["pos"], ckpt["rng_state"])
+        except (KeyError, ValueError, TypeError, CnnvsdnnError) as ex:
+            raise ConfigError(f"{run_dir / CHECKPOINT} does not fit this run ({ex}); train it "
+                              f"again in another hydra.run.dir") from None
+        if not engine.finite():
+            raise ConfigError(f"{run_dir / CHECKPOINT} holds parameters that are not finite "
+                              f"(the run diverged); train it again with a smaller optimizer.lr "
+                              f"in another hydra.run.dir")
         first = ckpt["step"] + 1
 
     def save_checkpoint(step: int) -> None:
@@ -87,23 +104,25 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     buf = np.zeros((3, every))  # step, cost, accuracy; flushed to the log every eval
     nbuf = 0
     dev_acc = float("nan")
-    stop = _SignalFlag()
     compiling(lambda: engine.warm_up(X_train), enabled=cfg.progress)
     loop_started = time.perf_counter()
+    signals.defer()  # from here on a signal stops the loop after its step
     with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
-            TrainingProgress(steps, title, enabled=cfg.progress, start=first - 1) as bar, stop:
+            TrainingProgress(steps, title, enabled=cfg.progress, start=first - 1) as bar:
         log.truncate_after(first - 1)  # rows past the checkpoint are redone
         for step in range(first, steps + 1):
             idx = next(batches)
             cost, acc = engine.train_step(X_train, idx, y_train[idx])
             buf[:, nbuf] = step, cost, acc
             nbuf += 1
-            diverged = not math.isfinite(cost)
-            save = step % t.checkpoint_every == 0 or step == steps or stop.signum
+            save = step % t.checkpoint_every == 0 or step == steps or signals.signum
+            # a checkpoint must hold finite parameters (a resume would diverge again)
+            diverged = not math.isfinite(cost) or ((save or step % every == 0)
+                                                   and not engine.finite())
             if nbuf == every or save or diverged:  # the log never lags a checkpoint
                 log.append_train(buf[0, :nbuf], buf[1, :nbuf], buf[2, :nbuf])
                 nbuf = 0
-            if diverged or (step % every == 0 and not engine.finite()):
+            if diverged:
                 log.flush()
                 raise CnnvsdnnError(
                     f"training diverged at step {step}: the cost or a parameter is not finite; "
@@ -119,34 +138,36 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
                 log.flush()
                 save_checkpoint(step)
             bar.update(step, cost, acc, dev_acc)
-            if stop.signum:
-                name = signal.Signals(stop.signum).name
+            if signals.signum:
+                saved = "checkpoint and log saved" if engine.resumable else "log saved"
                 raise Interrupted(
-                    f"{name} at step {step} of {steps}: checkpoint and log saved; continue "
-                    f"with the same command plus train.resume=true hydra.run.dir={run_dir}",
-                    128 + stop.signum)
+                    f"{signals.name} at step {step} of {steps}: {saved}; continue with the "
+                    f"same command plus train.resume=true hydra.run.dir={run_dir}",
+                    128 + signals.signum)
     loop_seconds = time.perf_counter() - loop_started
 
     # --- the result: the final parameters and their metrics on the three splits
-    return finish_run(cfg, run_dir, data, title,
-                      lambda X: engine.predict_proba(X, chunk=t.eval_chunk),
-                      engine.flat_params(), engine.layer_params(), steps=steps,
-                      started=started, loop_seconds=loop_seconds,
-                      extra={**plan.info, **engine.info()})
+    dev = finish_run(cfg, run_dir, data, title,
+                     lambda X: engine.predict_proba(X, chunk=t.eval_chunk),
+                     engine.flat_params(), engine.layer_params(), steps=steps,
+                     started=started, loop_seconds=loop_seconds,
+                     extra={**plan.info, **engine.info()})
+    if signals.signum:
+        raise Interrupted(f"{signals.name} while the results were written; they are complete: "
+                          f"the run in {run_dir} is finished", 128 + signals.signum)
+    return dev
 
 
 def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> str:
-    """Validate, refuse a directory holding another run, create it, write ``config.yaml``.
-    Returns the resolved config as YAML (it goes into the log and the checkpoints)."""
+    """Validate, refuse a directory holding other files or another run, hold it for this
+    process (creating it), write ``config.yaml``. Returns the resolved config as YAML (it goes
+    into the log and the checkpoints)."""
     validate(cfg)
+    check_not_foreign(run_dir)
+    lock_run_dir(run_dir)
     check_run_dir(run_dir, cfg)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as ex:
-        raise ConfigError(f"cannot create the run directory {run_dir} ({ex.strerror}); "
-                          f"choose a writable hydra.run.dir") from None
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    (run_dir / CONFIG).write_text(config_yaml)
+    write_text(run_dir / CONFIG, config_yaml)
     return config_yaml
 
 
@@ -154,17 +175,31 @@ def _value(v):
     return v.value if hasattr(v, "value") else str(v)
 
 
-class _SignalFlag:
-    """While active, SIGINT/SIGTERM only set ``signum``; the loop stops after the whole step."""
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP while a run trains. Until :meth:`defer` they raise
+    :class:`Interrupted` at once (nothing is written yet that a resume needs); after it they
+    only set ``signum``, and the loop stops after its step."""
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     signum = 0
+    deferred = False
 
     def __enter__(self):
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    def defer(self) -> None:
+        self.deferred = True
 
     def _handle(self, signum, frame):
         self.signum = signum
+        if not self.deferred:
+            raise Interrupted(f"{self.name} before training started: nothing changed; run the "
+                              f"same command again", 128 + signum)
 
     def __exit__(self, *exc):
         for s, h in self._old.items():

@@ -14,6 +14,7 @@ from rich.table import Table
 from ..data import Splits
 from ..evaluation.figures import plot_training
 from ..evaluation.metrics import format_split_table, split_metrics
+from ..safe_io import atomic_write, write_text
 from ..ui import wide_console
 from .files import CONFIG, FIGURE, LOG, METRICS, PARAMS, PREDICTIONS, TABLES
 from .log import read_log
@@ -31,21 +32,20 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
         probs = predict(X)
         splits[name] = split_metrics(probs, y, n_classes=data.info.n_classes)
         if name == "test":
-            np.savez_compressed(run_dir / PREDICTIONS, probs=probs, labels=y)
+            atomic_write(run_dir / PREDICTIONS,
+                         lambda f, p=probs, y=y: np.savez_compressed(f, probs=p, labels=y))
     config_yaml = (run_dir / CONFIG).read_text()
     if cfg.train.save_params:
-        np.savez(run_dir / PARAMS, params=flat_params, step=steps, config=config_yaml,
-                 **named_params)
-    (run_dir / TABLES).write_text(tables_markdown(title, splits, list(data.info.classes)))
+        atomic_write(run_dir / PARAMS, lambda f: np.savez(
+            f, params=flat_params, step=steps, config=config_yaml, **named_params))
+    write_text(run_dir / TABLES, tables_markdown(title, splits, list(data.info.classes)))
     plot_training(read_log(run_dir / LOG), run_dir / FIGURE, title)
     seconds = {"train_loop": round(loop_seconds, 3),
                "total": round(time.perf_counter() - started, 3)}
     metrics = {"dataset": cfg.dataset.name, "model": cfg.model.name, "engine": cfg.engine.name,
                "seed": cfg.seed, "steps": steps, "splits": splits, "seconds": seconds,
                **(extra or {})}
-    tmp = run_dir / (METRICS + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1))
-    tmp.replace(run_dir / METRICS)
+    write_text(run_dir / METRICS, json.dumps(metrics, indent=1))
     print_summary(title, splits, seconds, run_dir)
     return splits["dev"]["accuracy"]
 
