@@ -205,13 +205,16 @@ def test_a_folder_of_the_users_files_is_never_written(runs, tmp_path, mode):
         "config.yaml", "tables.md"]
 
 
-@pytest.mark.parametrize("value, words", [
-    ("", "hydra.run.dir is empty"),
-    ("'unclosed", "cannot parse the override"),
-    ("a,b", "one directory"),
+@pytest.mark.parametrize("override, words", [
+    ("hydra.run.dir=", "hydra.run.dir is empty"),
+    ("hydra.run.dir='unclosed", "cannot parse the override"),
+    ("hydra.run.dir=a,b", "one directory"),
+    ("hydra.run.dir=out/${nokey}", "Interpolation key 'nokey' not found"),
+    ("hydra.job.chdir=maybe", "not a valid bool"),
+    ("hydra/launcher=nosuch", "unknown hydra/launcher 'nosuch'"),
 ])
-def test_odd_run_dir_values(runs, tmp_path, value, words):
-    res = run_cli(["train", *QUIET, f"hydra.run.dir={value}"], runs["env"], cwd=tmp_path)
+def test_odd_hydra_overrides(runs, tmp_path, override, words):
+    res = run_cli(["train", *QUIET, override], runs["env"], cwd=tmp_path)
     one_line(res, 2, words)
     assert list(tmp_path.iterdir()) == []
 

@@ -12,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from ..config import compose_config, conf_dir, config_error_line, register_schemas, sweep_dir_of
+from ..config import compose_job, conf_dir, config_error_line, register_schemas
 from ..errors import CnnvsdnnError, ConfigError
 from ..run import train
 from ..run.files import check_not_foreign, check_not_foreign_sweep, check_run_dir, lock_run_dir
@@ -98,7 +98,6 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as ex:
         raise ConfigError(config_error_line(ex)) from ex
-    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     out = [o.value() for o in parsed if o.get_key_element() == key]
     if out and not isinstance(out[-1], str):
@@ -110,7 +109,7 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
     if out:  # the default directories are new ones, named by the time
         (check_not_foreign_sweep if multirun else check_not_foreign)(Path(out[-1]), key)
     if not multirun:
-        cfg = compose_config(own)
+        cfg, _ = compose_job(overrides, multirun=False)
         if out:
             lock_run_dir(Path(out[-1]))
             check_run_dir(Path(out[-1]), cfg)
@@ -118,10 +117,8 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
     if out:
         lock_run_dir(Path(out[-1]))  # one sweep at a time in a sweep directory
     for num, combo in enumerate(itertools.islice(_sweep(parsed), _MAX_PRECHECK)):
-        own = [o for o in combo if not o.lstrip("+~").startswith("hydra")]
-        cfg = compose_config(own)
+        cfg, run_dir = compose_job(list(combo), multirun=True, job_num=num)
         if out:  # a sweep directory that may hold runs already: refuse before Hydra writes
-            run_dir = sweep_dir_of(combo, num)
             check_not_foreign(run_dir, "a sweep point's directory")
             check_run_dir(run_dir, cfg)
 

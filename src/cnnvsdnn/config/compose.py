@@ -52,9 +52,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def sweep_dir_of(overrides: list[str], job_num: int) -> Path:
-    """The directory Hydra gives job ``job_num`` of a multirun with these overrides
-    (``hydra.sweep.dir`` / ``hydra.sweep.subdir``, resolved as the launcher will)."""
+def compose_job(overrides: list[str], multirun: bool, job_num: int = 0) -> tuple[DictConfig, Path]:
+    """The validated config of one job with these overrides (Hydra's own included) and the
+    directory Hydra will give it: ``hydra.run.dir``, or for job ``job_num`` of a multirun
+    ``hydra.sweep.dir``/``hydra.sweep.subdir``, resolved as Hydra resolves them. Composing
+    Hydra's own config also checks its overrides: a one-line ConfigError for a bad one."""
     register_schemas()
     GlobalHydra.instance().clear()
     try:
@@ -62,11 +64,15 @@ def sweep_dir_of(overrides: list[str], job_num: int) -> Path:
             cfg = compose("config", overrides=overrides, return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.job.num = job_num
-        return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun \
+                else Path(cfg.hydra.run.dir)
+            del cfg["hydra"]
     except Exception as ex:
         raise ConfigError(config_error_line(ex)) from ex
     finally:
         GlobalHydra.instance().clear()
+    validate(cfg)
+    return cfg, run_dir
 
 
 def config_error_line(ex: BaseException) -> str:
