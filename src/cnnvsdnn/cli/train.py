@@ -114,11 +114,11 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
             lock_run_dir(Path(out[-1]))
             check_run_dir(Path(out[-1]), cfg)
         return
-    if out:
+    points = [compose_job(list(combo), multirun=True, job_num=num)
+              for num, combo in enumerate(itertools.islice(_sweep(parsed), _MAX_PRECHECK))]
+    if out:  # a sweep directory that may hold runs already: refuse before Hydra writes
         lock_run_dir(Path(out[-1]))  # one sweep at a time in a sweep directory
-    for num, combo in enumerate(itertools.islice(_sweep(parsed), _MAX_PRECHECK)):
-        cfg, run_dir = compose_job(list(combo), multirun=True, job_num=num)
-        if out:  # a sweep directory that may hold runs already: refuse before Hydra writes
+        for cfg, run_dir in points:
             check_not_foreign(run_dir, "a sweep point's directory")
             check_run_dir(run_dir, cfg)
 
