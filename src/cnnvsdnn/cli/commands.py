@@ -48,12 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_data_verify)
     ls = dsub.add_parser("list", help="list datasets with status, source and size")
     ls.set_defaults(func=_data_list)
-    e = dsub.add_parser("export", help="write a decoded split as .npz (X uint8 (N,H,W,C), y)")
+    e = dsub.add_parser("export", help="write a decoded split as .npz (X uint8 (N,H,W,C), y) "
+                        "or as a folder of class subfolders of PNG images")
     e.add_argument("name", metavar="NAME")
     e.add_argument("split", choices=["train", "dev", "test", "full_train"],
                    help="train/dev as `cnnvsdnn train` splits them; full_train = the whole "
                    "official training set")
-    e.add_argument("out", metavar="OUT.npz")
+    e.add_argument("out", metavar="OUT.npz|DIR",
+                   help="an .npz file, or a new folder: DIR/<class>/<index>.png, which "
+                   "`cnnvsdnn train dataset=folder dataset.path=...` reads")
+    e.add_argument("--format", choices=["npz", "folder"],
+                   help="default: npz if OUT ends in .npz, else folder")
     e.add_argument("--seed", type=int, default=0, help="seed of the random dev split (0)")
     e.add_argument("--dev-size", type=int, default=5000, help="development images (5000)")
     e.add_argument("--dev-split", choices=["random", "last"], default="random",
@@ -114,8 +119,9 @@ def _data_list(ns) -> int:
 
 
 def _data_export(ns) -> int:
-    data.export(ns.name, ns.split, ns.out, dev_size=ns.dev_size, mode=ns.dev_split,
-                seed=ns.seed, verify=not ns.no_verify)
+    out = data.export(ns.name, ns.split, ns.out, dev_size=ns.dev_size, mode=ns.dev_split,
+                      seed=ns.seed, verify=not ns.no_verify, fmt=ns.format)
+    print(f"wrote {out}")
     return 0
 
 

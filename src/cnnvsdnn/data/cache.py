@@ -32,8 +32,9 @@ def file_stamp(path: Path) -> list:
 
 
 def save(dataset_dir: Path, arrays: dict[str, np.ndarray], source: str, inputs: list[Path],
-         verified: bool) -> None:
-    """Write the arrays and then the manifest (last, so a half-written cache has none)."""
+         verified: bool, extra: dict | None = None) -> None:
+    """Write the arrays and then the manifest (last, so a half-written cache has none).
+    ``extra``: more manifest fields (the user's datasets record their fingerprints there)."""
     d = cache_dir(dataset_dir)
     d.mkdir(parents=True, exist_ok=True)
     (d / MANIFEST).unlink(missing_ok=True)
@@ -47,7 +48,7 @@ def save(dataset_dir: Path, arrays: dict[str, np.ndarray], source: str, inputs: 
         tmp.write_bytes(data)
         os.replace(tmp, d / f"{key}.npy")
     manifest = {"source": source, "verified": verified, "sha256": sums,
-                "inputs": [file_stamp(p) for p in inputs]}
+                "inputs": [file_stamp(p) for p in inputs], **(extra or {})}
     tmp = d / f".{MANIFEST}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, d / MANIFEST)
