@@ -9,6 +9,7 @@ import json
 from .. import bench, data
 from ..analysis import ablation, report, summarize
 from ..evaluation.metrics import format_split_table, load_predictions, split_metrics
+from ..run import predict
 
 
 def other_command(argv: list[str]) -> int:
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("predictions", metavar="PREDICTIONS.npz")
     sc.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     sc.set_defaults(func=_score)
+
+    pr = sub.add_parser("predict", help="a trained run's class and probabilities for images",
+                        description=predict.__doc__.split("\n\n")[1].replace("\n", " "))
+    predict.add_arguments(pr)
+    pr.set_defaults(func=predict.run)
 
     sm = sub.add_parser("summarize", help="statistics over the seeds of a sweep",
                         description=summarize.__doc__.split("\n\n")[0])

@@ -21,6 +21,9 @@ PREDICTIONS = "predictions_test.npz"  # probs (N_test, K), labels (N_test,)
 PARAMS = "params.npz"  # the trained parameters
 TABLES = "tables.md"  # accuracy per split, the test set per class
 FIGURE = "training.png"  # cost and accuracy per step, dev accuracy every eval_every steps
+GAINS = "gains.png"  # the test set's cumulative gains curve per class, with its AR
+CONFUSION = "confusion.png"  # the test set's confusion matrix
+MISTAKES = "mistakes.png"  # the test images most confidently misclassified
 CHECKPOINT = "checkpoint.npz"  # everything a resume needs (run/checkpoint.py)
 
 
