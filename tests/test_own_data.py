@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import cnnvsdnn.data as data
+from cnnvsdnn.analysis.report import build_report
 from cnnvsdnn.config import compose_config, config_diff
 from cnnvsdnn.data import custom, folders
 from cnnvsdnn.errors import ConfigError, DataError
@@ -351,6 +352,19 @@ def test_train_on_a_folder_writes_its_classes_and_figures(folder_run):
     assert "| cat |" in (run / "tables.md").read_text()
     for png in ("gains.png", "confusion.png", "mistakes.png", "training.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+def test_report_of_folder_runs_names_the_folder_and_its_classes(folder_run, tmp_path):
+    d, _, _ = folder_run
+    written = build_report([d / "run"], tmp_path / "report")
+    (key, out), = written.items()
+    m = json.loads((d / "run" / "metrics.json").read_text())
+    assert key == f"folder-imgs-{m['data']['sha256'][:8]}" and out == tmp_path / "report" / key
+    assert "| cat |" in (out / "per_class.md").read_text()
+    text = (out / "report.md").read_text()
+    assert f"# folder {d / 'imgs'}: the study's tables\n" in text and "| study |" not in text
+    for png in ("gains", "confusion", "mistakes"):
+        assert (out / f"{png}_numba_cnn_seed0.png").is_file() and f"{png}_numba" in text
 
 
 def test_predict_agrees_with_the_saved_test_predictions(folder_run, capsys):
