@@ -95,6 +95,7 @@ def test_confusion_and_mistakes(tmp_path):
     dark_blue = (img[..., 0] < 0.15) & (img[..., 2] > 0.35) & (img[..., 2] < 0.6)
     assert dark_blue.sum() > 3000  # the three diagonal cells (and the colour bar's top)
     _png_size(plot_mistakes(X, probs, labels, ["x", "y", "z"], tmp_path / "m.png", "t"))
+    assert _has_colour(tmp_path / "m.png", "#b00000", min_pixels=20)  # the captions
     perfect = np.eye(3)[labels]
-    _png_size(plot_mistakes(X[..., :1], perfect, labels, ["x", "y", "z"], tmp_path / "n.png",
-                            "no mistakes"))
+    out = plot_mistakes(X[..., :1], perfect, labels, ["x", "y", "z"], tmp_path / "n.png", "t")
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -247,7 +247,11 @@ def plot_gains(probs: np.ndarray, labels: np.ndarray, classes: list[str], out_pn
         sorted(np.argsort(ars, kind="stable")[:_GAINS_MAX_PANELS].tolist())
     cols = min(5, len(shown))
     rows = -(-len(shown) // cols)
-    fig = _figure(figsize=(2.6 * cols + 0.4, 2.55 * rows + 0.9), layout="constrained")
+    w, h = 2.6 * cols + 0.7, 2.55 * rows + 1.4
+    # a fixed layout: constrained layout draws the figure twice, doubling ~20 axes' cost
+    fig = _figure(figsize=(w, h))
+    fig.subplots_adjust(left=0.6 / w, right=1 - 0.15 / w, top=1 - 0.75 / h, bottom=0.85 / h,
+                        wspace=0.12, hspace=0.3)
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
     for ax in axes.flat[len(shown):]:
         ax.set_visible(False)
@@ -259,16 +263,11 @@ def plot_gains(probs: np.ndarray, labels: np.ndarray, classes: list[str], out_pn
                     transform=ax.transAxes, fontsize=9)
         else:
             # shares, so every class's panel has the same axes. Drawn through at most ~800
-            # of the curve's vertices (under a pixel apart; the AR uses them all) plus the best
-            # curve's corner (P, P), so the shading follows both curves
+            # of the curve's vertices (under a pixel apart; the AR uses them all)
             keep = np.unique(np.searchsorted(x, np.linspace(0, n, 800)))
-            xs = np.union1d(x[np.minimum(keep, x.size - 1)], [0, p, n])
-            fx, fy = xs / n, np.interp(xs, x, y) / p
-            ax.fill_between(fx, fx, fy, color=_TRAIN, alpha=0.35, lw=0)
-            ax.fill_between(fx, fy, np.minimum(xs / p, 1.0), color=_DEV, alpha=0.5, lw=0)
-            ax.plot([0, 1], [0, 1], color="0.45", lw=1, ls="--")
-            ax.plot([0, p / n, 1], [0, 1, 1], color="black", lw=1, ls=":")
-            ax.plot(fx, fy, color=_TRAIN, lw=1.4)
+            _draw_gains(ax, x, y, x[np.minimum(keep, x.size - 1)])
+            if ars[j] > 0.9:  # best − model is too thin to see: zoom in on it
+                _zoom_gains(ax, x, y)
         ax.set_title(f"{classes[j]}: AR = {ars[j]:.4f}", fontsize=10)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -284,13 +283,51 @@ def plot_gains(probs: np.ndarray, labels: np.ndarray, classes: list[str], out_pn
                Line2D([], [], color="0.45", lw=1, ls="--", label="baseline (random order)"),
                Line2D([], [], color="black", lw=1, ls=":", label="best (the class first)"),
                Patch(color=_TRAIN, alpha=0.35, label="model − baseline"),
-               Patch(color=_DEV, alpha=0.5, label="best − model")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8.5,
-               frameon=False)
+               Patch(color=_DEV, alpha=0.5, label="best − model (insets: zoomed in)")]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     more = f"; the {len(shown)} classes of lowest AR of {k}" if len(shown) < k else ""
     fig.suptitle(f"{title}\ncumulative gains per class; AR = (model − baseline) / (best − "
                  f"baseline) areas{more}", fontsize=11)
     return _save(fig, out_png), ars
+
+
+def _draw_gains(ax, x, y, xs) -> None:
+    """Model, baseline and best curve of one class in shares, the areas between them shaded,
+    through the vertices ``xs`` of the curve (x, y) plus the best curve's corner (P, P)."""
+    n, p = x[-1], y[-1]
+    xs = np.union1d(xs, [0, p, n])
+    fx, fy = xs / n, np.interp(xs, x, y) / p
+    ax.fill_between(fx, fx, fy, color=_TRAIN, alpha=0.35, lw=0)
+    ax.fill_between(fx, fy, np.minimum(xs / p, 1.0), color=_DEV, alpha=0.5, lw=0)
+    ax.plot([0, 1], [0, 1], color="0.45", lw=1, ls="--")
+    ax.plot([0, p / n, 1], [0, 1, 1], color="black", lw=1, ls=":")
+    ax.plot(fx, fy, color=_TRAIN, lw=1.4)
+
+
+def _zoom_gains(ax, x, y) -> None:
+    """An inset on the stretch holding most of the best − model area (by all the vertices)."""
+    from matplotlib.ticker import MaxNLocator
+
+    n, p = x[-1], y[-1]
+    xs = np.union1d(x, [p])
+    gap = np.minimum(xs / p, 1.0) - np.interp(xs, x, y) / p  # best − model, in shares
+    area = np.r_[0, np.cumsum((gap[1:] + gap[:-1]) / 2 * np.diff(xs))]
+    if area[-1] <= 0:
+        return
+    lo = xs[max(np.searchsorted(area, 0.02 * area[-1]) - 1, 0)]
+    hi = xs[min(np.searchsorted(area, 0.9 * area[-1]), xs.size - 1)]
+    y_lo = max(0.0, 1 - 1.3 * gap.max())
+    lo = max(lo, y_lo * p)  # left of this both curves lie below the inset's y range
+    hi = max(hi, lo + 2)
+    inset = ax.inset_axes([0.4, 0.07, 0.56, 0.5])
+    _draw_gains(inset, x, y, x[(x >= lo) & (x <= hi)])
+    inset.set_xlim(lo / n, hi / n)
+    inset.set_ylim(y_lo, 1 + 0.05 * (1 - y_lo))
+    inset.tick_params(labelsize=6, length=2, pad=1)
+    for axis in (inset.xaxis, inset.yaxis):
+        axis.set_major_locator(MaxNLocator(3))
+    inset.set_facecolor("white")
 
 
 def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
@@ -333,7 +370,8 @@ def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
 def plot_mistakes(X: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str],
                   out_png: str | Path, title: str, n: int = 24) -> Path:
     """The ``n`` test images the model got wrong with the highest probability, most
-    confident first, each with its true class and the predicted class and probability."""
+    confident first, each with its true class and the predicted class and probability.
+    Drawn as one mosaic in one axes (24 axes would take seconds to lay out)."""
     probs, labels = np.asarray(probs), np.asarray(labels)
     pred = probs.argmax(1)
     conf = probs[np.arange(len(pred)), pred]
@@ -341,21 +379,32 @@ def plot_mistakes(X: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes:
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
     cols = 8 if len(wrong) > 12 else max(len(wrong), 4)
     rows = max(1, -(-len(wrong) // cols))
-    fig = _figure(figsize=(1.45 * cols, 1.75 * rows + 0.7), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, i in zip(axes.flat, wrong):
-        img = X[i]
-        if img.shape[-1] == 1:
-            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(img)
-        ax.set_title(f"true {classes[labels[i]]}\npred {classes[pred[i]]} ({conf[i]:.2f})",
-                     fontsize=8, color="#b00000")
-    if len(wrong) == 0:
-        axes[0, 0].text(0, 0.5, "no mistakes on the test set", fontsize=11)
-    fig.suptitle(f"{title}\nthe {len(wrong)} most confident mistakes of "
-                 f"{int((pred != labels).sum())} on the test set (true class, predicted class "
-                 f"and its probability)", fontsize=10)
+    h, w, c = X.shape[1:]
+    gap, cap = max(2, round(0.4 * w)), max(4, round(0.45 * h))  # pixels beside, above a tile
+    mosaic = np.full((rows * (h + cap), cols * (w + gap) + gap, 3), 255, np.uint8)
+    for t, i in enumerate(wrong):
+        r, q = divmod(t, cols)
+        y0, x0 = r * (h + cap) + cap, q * (w + gap) + gap
+        mosaic[y0:y0 + h, x0:x0 + w] = X[i] if c == 3 else np.repeat(X[i], 3, axis=2)
+    inch = 1.15 / h  # a tile 1.15 inches tall; the figure keeps the pixels square
+    aw, ah = mosaic.shape[1] * inch, mosaic.shape[0] * inch
+    fw, fh = max(aw + 0.2, 6.0), ah + 0.85
+    fig = _figure(figsize=(fw, fh))
+    ax = fig.add_axes([(fw - aw) / 2 / fw, 0.12 / fh, aw / fw, ah / fh])
+    ax.imshow(mosaic, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+
+    def short(name: str) -> str:
+        return name if len(name) <= 14 else name[:13] + "…"
+
+    for t, i in enumerate(wrong):
+        r, q = divmod(t, cols)
+        ax.text(q * (w + gap) + gap + w / 2, r * (h + cap) + cap - 0.5,
+                f"true {short(classes[labels[i]])}\npred {short(classes[pred[i]])} "
+                f"({conf[i]:.2f})", ha="center", va="bottom", fontsize=7.5, color="#b00000",
+                linespacing=1.1)
+    what = (f"the {len(wrong)} most confident mistakes of {int((pred != labels).sum())} on the "
+            f"test set (true class, predicted class and its probability)" if len(wrong) else
+            "no mistakes on the test set")
+    fig.suptitle(f"{title}\n{what}", fontsize=10)
     return _save(fig, out_png)
