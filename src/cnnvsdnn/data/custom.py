@@ -10,8 +10,9 @@ The cache of one (path, ``dataset.size``, ``dataset.test_fraction``) lives in
 ``<data dir>/custom/<kind>-<hash>/decoded/``. Its manifest records two fingerprints of the data:
 the *listing* (every file's relative path, size and mtime: a cheap stat walk) and the
 *content* (the sha256 of every file's bytes). A load whose listing matches reads the cache; one
-whose listing differs hashes the content: unchanged (the folder was touched, copied, checked
-out) it reads the cache, changed (a file added, removed or edited) it decodes again.
+whose listing differs hashes the content: unchanged (the files were touched, or copied or
+checked out in place) it reads the cache, changed (a file added, removed or edited) it decodes
+again. (An edit that keeps a file's size and mtime both is not noticed.)
 """
 
 from __future__ import annotations
@@ -80,18 +81,22 @@ def options(dataset: Mapping) -> Options | None:
 
 
 def describe(opts: Options, root: Path) -> DatasetInfo:
-    """The dataset's info: remembered in this process, else from its cache (decoding it the
-    first time). ``root`` is the data directory."""
+    """The dataset's info: remembered in this process, else read from the cache's manifest
+    when the files are those it was built from (a stat of each), else from loading the data
+    (decoding it the first time). ``root`` is the data directory. (Loading checks again.)"""
     if opts.key not in _MEMO:
-        load(opts, root, progress=True)
+        _, settings, _, listed, manifest = _lookup(opts, root)
+        if manifest is not None and manifest.get("settings") == settings \
+                and manifest.get("listing") == listed:
+            _MEMO[opts.key] = _info(opts, manifest["info"], manifest["content"])
+        else:
+            load(opts, root, progress=True)
     return _MEMO[opts.key]
 
 
 # ------------------------------------------------------------------------------ loading
-def load(opts: Options, root: Path, progress: bool = True
-         ) -> tuple[DatasetInfo, dict[str, np.ndarray], str]:
-    """(info, arrays train_X/train_y/test_X/test_y, source) from the cache, or decoded into it.
-    A one-line DataError for a missing path or bad data."""
+def _lookup(opts: Options, root: Path):
+    """(cache directory, settings, folder listing or None, listing fingerprint, manifest)."""
     path = opts.path
     if not path.exists():
         raise DataError(f"dataset.path={path} does not exist; give the "
@@ -103,16 +108,23 @@ def load(opts: Options, root: Path, progress: bool = True
         if not path.is_file():
             raise DataError(f"dataset.path={path} is not a file; give an .npz with X and y")
         st = path.stat()
-        stamps = [[path.name, st.st_size, st.st_mtime_ns]]
+        stamps, listing = [[path.name, st.st_size, st.st_mtime_ns]], None
     settings = {"format": FORMAT, "kind": opts.kind, "path": str(path), "size": opts.size,
                 "test_fraction": opts.test_fraction}
     ddir = root / "custom" / f"{opts.kind}-{_sha(json.dumps(settings))[:16]}"
-    listed = _sha(json.dumps(stamps))
-    manifest = cache.read_manifest(ddir)
+    return ddir, settings, listing, _sha(json.dumps(stamps)), cache.read_manifest(ddir)
+
+
+def load(opts: Options, root: Path, progress: bool = True
+         ) -> tuple[DatasetInfo, dict[str, np.ndarray], str]:
+    """(info, arrays train_X/train_y/test_X/test_y, source) from the cache, or decoded into it.
+    A one-line DataError for a missing path or bad data."""
+    path = opts.path
+    ddir, settings, listing, listed, manifest = _lookup(opts, root)
     content = None
     if manifest is not None and manifest.get("settings") == settings:
         if manifest.get("listing") != listed:  # touched, copied or edited: compare the bytes
-            content = _content(path, listing if opts.kind == "folder" else None)
+            content = _content(path, listing)
         if content is None or content == manifest.get("content"):
             arrays, why = cache.load(ddir, manifest)
             if arrays is not None:
@@ -123,7 +135,7 @@ def load(opts: Options, root: Path, progress: bool = True
                 return info, arrays, f"{opts.kind} {path}"
             warn(f"{path}: {why}; decoding it again")
     if content is None:
-        content = _content(path, listing if opts.kind == "folder" else None)
+        content = _content(path, listing)
     if opts.kind == "folder":
         arrays, classes = _decode_folder(listing, opts, progress)
     else:
