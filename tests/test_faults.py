@@ -190,6 +190,14 @@ def test_second_sweep_into_a_running_sweep_directory_is_refused(runs, tmp_path):
 
 
 # --------------------------------------------------------------------------- never a foreign dir
+def test_every_file_a_run_writes_is_known_as_a_runs(runs):
+    """A name missing from run/files.py's list would make a finished run look foreign."""
+    from cnnvsdnn.run.files import foreign_files
+
+    assert foreign_files(runs["finished"]) == []
+    assert foreign_files(runs["interrupted"]) == []
+
+
 @pytest.mark.parametrize("mode", ["run", "sweep"])
 def test_a_folder_of_the_users_files_is_never_written(runs, tmp_path, mode):
     mine = tmp_path / "mine"

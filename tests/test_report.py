@@ -69,7 +69,8 @@ def test_experiment_trains_its_runs_and_writes_every_file(tiny):
     for stem in ("accuracy", "per_class"):
         for ext in ("md", "csv", "tex"):
             assert (out / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
-    for png in ("training_numba_dnn_seed0", "training_numba_cnn_seed0", "f1_per_class"):
+    for png in ("training_numba_dnn_seed0", "training_numba_cnn_seed0", "f1_per_class",
+                "gains_numba_cnn_seed0", "confusion_numba_dnn_seed0", "mistakes_numba_cnn_seed0"):
         assert (out / f"{png}.png").read_bytes()[:8] == PNG, png
     text = (out / "report.md").read_text()
     assert "Table VI (MNIST)" in text and "Table VII (MNIST)" in text

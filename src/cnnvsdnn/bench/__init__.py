@@ -158,7 +158,8 @@ def _split(text: str) -> list[str]:
 
 def _layers(model: str) -> list[dict]:
     """The model's layer list as `cnnvsdnn train model=...` composes and validates it."""
-    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers)
+    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers,
+                                  resolve=True)  # the last layer: ${n_classes:} = 10
 
 
 def _print_table(console, rows, compile_s) -> None:

@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..data import dataset_info
 from ..errors import ConfigError
 from .schema import NOT_A_RESULT, Config
 from .validate import validate
@@ -31,10 +32,21 @@ def conf_dir() -> Path:
     )
 
 
+def n_classes(*, _root_) -> int:
+    """``${n_classes:}`` in a model's last layer: the classes of the config's dataset (10 for
+    the built-in sets; what a folder or .npz holds), so a resolved config says the number."""
+    return dataset_info(_root_.dataset).n_classes
+
+
 def register_schemas() -> None:
     """Make the schema known to Hydra (``defaults: [schema, ...]`` in conf/config.yaml)."""
     # One schema for the whole tree: each group's YAML is merged into its typed node.
     ConfigStore.instance().store(name="schema", node=Config)
+    OmegaConf.register_new_resolver("n_classes", n_classes, replace=True)
+
+
+# At import too: a launcher's worker process resolves configs without calling the above.
+OmegaConf.register_new_resolver("n_classes", n_classes, replace=True)
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -33,20 +33,22 @@ class Table:
     keys: list[str]  # names of the row-label columns, e.g. ["Split"] or ["Class", "Count"]
     groups: list[tuple[str, str]]  # (metric, column label), e.g. ("F1", "DNN")
     rows: list[tuple[list[str], list[tuple[Stats | None, float | None]]]]
+    published: bool = True  # False: data the study never saw, so no study and Δ columns
 
     def _group_name(self, metric: str, label: str) -> str:
         return label if len({m for m, _ in self.groups}) == 1 else f"{metric} {label}"
 
     def markdown(self) -> str:
         head = list(self.keys)
+        per = 3 if self.published else 1
         for metric, label in self.groups:
-            head += [self._group_name(metric, label), "study", "Δ"]
+            head += [self._group_name(metric, label), "study", "Δ"][:per]
         lines = [f"**{self.title}**", "", "| " + " | ".join(head) + " |",
-                 "|" + "---|" * len(self.keys) + "---:|" * 3 * len(self.groups)]
+                 "|" + "---|" * len(self.keys) + "---:|" * per * len(self.groups)]
         for labels, cells in self.rows:
             out = list(labels)
             for ours, pub in cells:
-                out += [_fmt_ours(ours), _fmt(pub), _fmt_diff(ours, pub)]
+                out += [_fmt_ours(ours), _fmt(pub), _fmt_diff(ours, pub)][:per]
             lines.append("| " + " | ".join(out) + " |")
         return "\n".join(lines) + "\n"
 
@@ -67,19 +69,25 @@ class Table:
     def latex(self) -> str:
         """A booktabs ``table`` (\\usepackage{booktabs})."""
         nk, ng = len(self.keys), len(self.groups)
-        spec = "l" * nk + " rrr" * ng
         names = [_tex(self._group_name(m, lab)) for m, lab in self.groups]
-        top = " & ".join([""] * nk + [f"\\multicolumn{{3}}{{c}}{{{g}}}" for g in names])
-        rules = " ".join(f"\\cmidrule(lr){{{nk + 1 + 3 * i}-{nk + 3 + 3 * i}}}"
-                         for i in range(ng))
-        sub = " & ".join([*map(_tex, self.keys)] + ["ours & study & $\\Delta$"] * ng)
+        if self.published:
+            spec = "l" * nk + " rrr" * ng
+            top = " & ".join([""] * nk + [f"\\multicolumn{{3}}{{c}}{{{g}}}" for g in names])
+            rules = " ".join(f"\\cmidrule(lr){{{nk + 1 + 3 * i}-{nk + 3 + 3 * i}}}"
+                             for i in range(ng))
+            sub = " & ".join([*map(_tex, self.keys)] + ["ours & study & $\\Delta$"] * ng)
+            head = [f"{top} \\\\", rules, f"{sub} \\\\"]
+        else:
+            spec = "l" * nk + " r" * ng
+            head = [" & ".join([*map(_tex, self.keys), *names]) + " \\\\"]
         lines = ["% needs \\usepackage{booktabs}", "\\begin{table}[htbp]", "\\centering",
                  "\\small", f"\\caption{{{_tex(self.title)}}}", f"\\begin{{tabular}}{{{spec}}}",
-                 "\\toprule", f"{top} \\\\", rules, f"{sub} \\\\", "\\midrule"]
+                 "\\toprule", *head, "\\midrule"]
         for labels, cells in self.rows:
             out = [_tex(x) for x in labels]
             for ours, pub in cells:
-                out += [_fmt_ours(ours, tex=True), _fmt(pub), _fmt_diff(ours, pub, tex=True)]
+                out += [_fmt_ours(ours, tex=True), _fmt(pub),
+                        _fmt_diff(ours, pub, tex=True)][:3 if self.published else 1]
             lines.append(" & ".join(out) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(lines) + "\n"

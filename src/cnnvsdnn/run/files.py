@@ -28,10 +28,15 @@ PREDICTIONS = "predictions_test.npz"  # probs (N_test, K), labels (N_test,)
 PARAMS = "params.npz"  # the trained parameters
 TABLES = "tables.md"  # accuracy per split, the test set per class
 FIGURE = "training.png"  # cost and accuracy per step, dev accuracy every eval_every steps
+GAINS = "gains.png"  # the test set's cumulative gains curve per class, with its AR
+CONFUSION = "confusion.png"  # the test set's confusion matrix
+MISTAKES = "mistakes.png"  # the test images most confidently misclassified
 CHECKPOINT = "checkpoint.npz"  # everything a resume needs (run/checkpoint.py)
 LOCK = ".lock"  # held (flock) by the process writing the directory; the pid inside
 HYDRA = ".hydra"  # Hydra's records of the job
-RUN_FILES = (CONFIG, LOG, METRICS, PREDICTIONS, PARAMS, TABLES, FIGURE, CHECKPOINT, LOCK, HYDRA)
+# every name a run writes: a directory is a run's if it holds nothing else (foreign_files)
+RUN_FILES = (CONFIG, LOG, METRICS, PREDICTIONS, PARAMS, TABLES, FIGURE, GAINS, CONFUSION,
+             MISTAKES, CHECKPOINT, LOCK, HYDRA)
 
 
 MARKERS = (HYDRA, LOCK, LOG, CHECKPOINT, METRICS)  # what only a run leaves: files beside them are

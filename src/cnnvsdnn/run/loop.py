@@ -54,7 +54,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     config_yaml = prepare_run_dir(cfg, run_dir)
     t = cfg.train
     threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
-    data = load_splits(cfg.dataset.name, dev_size=t.dev_size, dev_mode=_value(t.dev_split),
+    data = load_splits(cfg.dataset, dev_size=t.dev_size, dev_mode=_value(t.dev_split),
                        seed=cfg.seed, verify=cfg.data.verify, mirror=cfg.data.mirror,
                        progress=cfg.progress)
     info, (X_train, y_train), (X_dev, y_dev) = data.info, data.train, data.dev
