@@ -318,10 +318,13 @@ def test_output_paths_that_cannot_be_written(runs, tmp_path):
     env, fin = runs["env"], runs["finished"]
     folder = tmp_path / "folder"
     folder.mkdir()
+    (folder / "mine.txt").write_text("mine")
     existing = tmp_path / "mine.npz"
     existing.write_bytes(b"my data")
     cases = [
-        (["data", "export", "mnist", "test", str(folder), "--no-verify"], "is a folder"),
+        (["data", "export", "mnist", "test", str(folder), "--no-verify"], "not an empty folder"),
+        (["data", "export", "mnist", "test", str(folder), "--no-verify", "--format", "npz"],
+         "is a folder"),
         (["data", "export", "mnist", "test", str(existing), "--no-verify"], "--force"),
         (["data", "export", "mnist", "test", "/etc/hostname/x.npz", "--no-verify"], "writable"),
         (["data", "show", "mnist", "--out", str(folder), "--no-verify"], "is a folder"),
@@ -333,4 +336,5 @@ def test_output_paths_that_cannot_be_written(runs, tmp_path):
     ]
     for args, words in cases:
         one_line(run_cli(args, env), 2, words)
-    assert existing.read_bytes() == b"my data" and list(folder.iterdir()) == []
+    assert existing.read_bytes() == b"my data"
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]
