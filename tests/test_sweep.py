@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from cnnvsdnn.analysis import ablation
 from cnnvsdnn.cli import main
+from cnnvsdnn.cli import sweep as sweep_cli
 from cnnvsdnn.cli.train import _precheck as precheck
 from cnnvsdnn.config import conf_dir, register_schemas
 from cnnvsdnn.errors import ConfigError
@@ -313,3 +314,25 @@ def test_ablation_table_from_finished_runs(sweep_dir, data_env, tmp_path):
     assert "| dnn | " in table and f"{diff:+.4f}" in table
     assert (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "summary.csv").is_file()
+
+
+def test_time_limit_signal_before_the_loop_reaches_the_loop(monkeypatch):
+    """In a submitit job, a SIGUSR2 that comes before the training loop listens is sent again
+    once it does (the loop then stops after its first step), instead of going to submitit's
+    handler, which would raise wherever the job is."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    got = []
+    before = signal.getsignal(signal.SIGUSR2)
+    with sweep_cli._time_limit_warning():
+        os.kill(os.getpid(), signal.SIGUSR2)  # while the data load, say
+        time.sleep(0.3)
+        assert not got
+        old = signal.signal(signal.SIGUSR2, lambda s, f: got.append(s))  # the loop starts
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        signal.signal(signal.SIGUSR2, old)  # the loop ends
+        os.kill(os.getpid(), signal.SIGUSR2)  # while the results are written: only noted
+        time.sleep(0.3)
+    assert got == [signal.SIGUSR2]
+    assert signal.getsignal(signal.SIGUSR2) is before

@@ -156,9 +156,7 @@ def run_point(cfg: DictConfig, run_dir: Path) -> PointRecord:
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     with _time_limit_warning():
         try:
-            if cfg.train.resume and (run_dir / METRICS).is_file() and (run_dir / CONFIG).is_file() \
-                    and not config_diff((run_dir / CONFIG).read_text(),
-                                        OmegaConf.to_yaml(cfg, resolve=True), NOT_A_RESULT):
+            if cfg.train.resume and finished(run_dir, cfg):
                 rec.state, rec.kept = DONE, True
                 return rec
             if cfg.train.resume and not (run_dir / LOG).exists():  # never started: start it
@@ -216,7 +214,8 @@ def _time_limit_warning():
     def forward():  # wait for the loop's handler, then give it the signal
         while not ended.wait(0.1):
             if signal.getsignal(signal.SIGUSR2) is not keep:
-                os.kill(os.getpid(), signal.SIGUSR2)
+                if not ended.is_set():  # (not submitit's handler, back after the job)
+                    os.kill(os.getpid(), signal.SIGUSR2)
                 return
 
     def keep(signum, frame):
@@ -284,8 +283,8 @@ class Sweeper(HydraSweeper):
                     self._launch(todo)
         except BaseException:  # Ctrl-C, or an interrupted point in this very process
             for p in points:
-                if p.state == PENDING and not p.job_id:  # submitted jobs keep running
-                    p.state = _state_on_disk(Path(p.run_dir))
+                if p.state == PENDING and not p.job_id and p.run_dir != "?":
+                    p.state = _state_on_disk(Path(p.run_dir))  # (submitted jobs keep running)
             raise
         finally:
             write_sweep_file(sweep_dir, command, points)
@@ -294,13 +293,11 @@ class Sweeper(HydraSweeper):
     def _plan(self, overrides: list[str], num: int) -> PointRecord:
         full = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         run_dir = point_run_dir(full, num)
-        rec = PointRecord(num=num, overrides=overrides, run_dir=str(run_dir))
+        rec = PointRecord(num=num, overrides=overrides, run_dir=str(run_dir or "?"))
         cfg = _job_config(full)
         # a resumed sweep keeps its finished points (of this very config) without a job
-        if cfg.train.resume and (run_dir / METRICS).is_file() and (run_dir / CONFIG).is_file():
-            if not config_diff((run_dir / CONFIG).read_text(),
-                               OmegaConf.to_yaml(cfg, resolve=True), NOT_A_RESULT):
-                rec.state, rec.kept = DONE, True
+        if run_dir is not None and cfg.train.resume and finished(run_dir, cfg):
+            rec.state, rec.kept = DONE, True
         return rec
 
     def _launch(self, todo: list[PointRecord]) -> None:
@@ -331,6 +328,8 @@ def _state_on_disk(run_dir: Path) -> str:
 def _take_return(p: PointRecord, ret) -> None:
     """Copy how a point ended from Hydra's JobReturn of its job."""
     value = ret._return_value
+    if ret.hydra_cfg is not None:  # where the launcher put it
+        p.run_dir = str(ret.hydra_cfg.hydra.runtime.output_dir)
     if ret.status == JobStatus.COMPLETED and isinstance(value, PointRecord):
         p.state, p.message, p.kept = value.state, value.message, value.kept
     elif ret.status == JobStatus.COMPLETED:  # not our job function (a test's, say)
