@@ -100,7 +100,7 @@ def load_runs(dirs: list[Path | str]) -> list[Run]:
         missing = points_without_result([Path(d) for d in dirs])
         if missing:
             raise ConfigError(f"no finished runs (metrics.json) under {', '.join(map(str, dirs))}"
-                              f": its {len(missing)} points have no result (e.g. {missing[0][0]}:"
+                              f": {len(missing)} points there have no result (e.g. {missing[0][0]}:"
                               f" {missing[0][1]}); continue the sweep with train.resume=true")
         raise ConfigError(f"no finished runs (metrics.json) under {', '.join(map(str, dirs))}; "
                           f"run a sweep first, e.g. `cnnvsdnn train -m model=dnn,cnn "
