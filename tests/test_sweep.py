@@ -317,9 +317,8 @@ def test_ablation_table_from_finished_runs(sweep_dir, data_env, tmp_path):
 
 
 def test_time_limit_signal_before_the_loop_reaches_the_loop(monkeypatch):
-    """In a submitit job, a SIGUSR2 that comes before the training loop listens is sent again
-    once it does (the loop then stops after its first step), instead of going to submitit's
-    handler, which would raise wherever the job is."""
+    """In a submitit job, a SIGUSR2 that comes before ``train`` listens is sent again once it
+    does, instead of going to submitit's handler, which would raise wherever the job is."""
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
     got = []
     before = signal.getsignal(signal.SIGUSR2)
@@ -327,11 +326,11 @@ def test_time_limit_signal_before_the_loop_reaches_the_loop(monkeypatch):
         os.kill(os.getpid(), signal.SIGUSR2)  # while the data load, say
         time.sleep(0.3)
         assert not got
-        old = signal.signal(signal.SIGUSR2, lambda s, f: got.append(s))  # the loop starts
+        old = signal.signal(signal.SIGUSR2, lambda s, f: got.append(s))  # train() starts
         deadline = time.monotonic() + 5
         while not got and time.monotonic() < deadline:
             time.sleep(0.05)
-        signal.signal(signal.SIGUSR2, old)  # the loop ends
+        signal.signal(signal.SIGUSR2, old)  # train() returns
         os.kill(os.getpid(), signal.SIGUSR2)  # while the results are written: only noted
         time.sleep(0.3)
     assert got == [signal.SIGUSR2]

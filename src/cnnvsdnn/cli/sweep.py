@@ -62,8 +62,7 @@ log = logging.getLogger(__name__)
 
 # What the signal that stopped a point's training loop means (run/loop.py stops on each).
 _STOPPED_BY = {signal.SIGUSR2: TIMED_OUT,  # SLURM's warning before the time limit
-               signal.SIGTERM: INTERRUPTED,  # scancel, the time limit, a shutdown: see sacct
-               signal.SIGINT: INTERRUPTED}
+               signal.SIGTERM: INTERRUPTED}  # scancel, the time limit, a shutdown: see sacct
 # SLURM job states (sacct) that say why a job ended without its result, or stopped a point.
 _SCHEDULER_STATES = {"CANCELLED": CANCELLED, "TIMEOUT": TIMED_OUT, "DEADLINE": TIMED_OUT,
                      "PREEMPTED": INTERRUPTED}
@@ -167,9 +166,12 @@ def run_point(cfg: DictConfig, run_dir: Path) -> PointRecord:
         except Interrupted as ex:
             if os.getpid() == _PARENT_PID or full_error:
                 raise
-            signum = ex.exit_code - 128
-            rec.state = _STOPPED_BY.get(signum, INTERRUPTED)
-            rec.message = _stopped_message(run_dir, signum)
+            if (run_dir / METRICS).is_file():  # it came while the results were written
+                rec.state = DONE
+            else:
+                signum = ex.exit_code - 128
+                rec.state = _STOPPED_BY.get(signum, INTERRUPTED)
+                rec.message = _stopped_message(run_dir, signum)
         except CnnvsdnnError as ex:
             if full_error:
                 raise
@@ -193,8 +195,12 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
         step = checkpoint.load(run_dir)["step"] if (run_dir / CHECKPOINT).exists() else None
     except CnnvsdnnError:
         step = None
-    saved = (f"its checkpoint at step {step} and log are saved" if step is not None
-             else "no checkpoint (this engine cannot resume; it starts again)")
+    if step is not None:
+        saved = f"its checkpoint at step {step} and log are saved"
+    elif (run_dir / LOG).exists():
+        saved = "its log is saved, no checkpoint (its engine cannot resume: it starts again)"
+    else:
+        saved = "before training started: nothing to save"
     return f"stopped by {name}{why}; {saved}"
 
 
@@ -202,10 +208,10 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
 def _time_limit_warning():
     """In a submitit job, SLURM's pre-timeout SIGUSR2 (the preset's ``signal_delay_s``) would go
     to submitit's handler, which raises inside whatever code runs (or requeues the job, which the
-    preset does not ask for). The training loop stops on it after its current step and saves
-    its checkpoint (run/loop.py). Before the loop listens, the signal is kept and sent again
-    once it does (the loop then stops after its first step); after the loop it is ignored: the
-    run is writing its results."""
+    preset does not ask for). ``train`` handles it from its start (run/loop.py: at once before
+    the loop, after the current step in it, after the results once they are written); a signal
+    that comes before ``train`` listens is kept and sent again once it does, one that comes
+    after ``train`` returned is only noted."""
     if not os.environ.get("SUBMITIT_EXECUTOR"):
         yield
         return
