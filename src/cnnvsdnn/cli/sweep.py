@@ -92,7 +92,9 @@ def check_run_dirs(combos: list[list[str]], points: list[tuple[DictConfig, Path]
         if not (run_dir / METRICS).exists() and not (run_dir / LOG).exists():
             continue
         if not cfg.train.resume:
-            occupied.append(run_dir)
+            occupied.append(f"{run_dir} already holds "
+                            + ("a finished run" if (run_dir / METRICS).exists()
+                               else "an unfinished run"))
             continue
         if revisions is None:
             revisions = {name: engine_class(name).revision for name in ("numba", "keras")}
