@@ -1,5 +1,5 @@
-"""Never lose a run: SIGTERM/SIGINT stop cleanly, kill -9 leaves a readable log, and a resumed
-run ends with bit-for-bit the parameters of an uninterrupted one (1 thread)."""
+"""Never lose a run: SIGTERM/SIGINT/SIGUSR2 stop cleanly, kill -9 leaves a readable log, and a
+resumed run ends with bit-for-bit the parameters of an uninterrupted one (1 thread)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def reference(tmp_path_factory, data_dir):
     return _params(run), run
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+# SIGUSR2: what SLURM sends ahead of a time limit (conf/hydra/launcher/slurm.yaml)
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
+                                      (signal.SIGUSR2, 140)])
 def test_signal_saves_and_resume_is_bit_identical(tmp_path, data_env, reference, sig, code):
     run = tmp_path / "run"
     proc = _start(run, data_env)

@@ -22,7 +22,8 @@ from .stats import Stats
 
 NA = "n/a"
 # Header names of columns that hold text (left-aligned); the others hold numbers.
-TEXT_COLUMNS = {"dataset", "engine", "variant", "model", "difference", "metric", "change"}
+TEXT_COLUMNS = {"dataset", "engine", "variant", "model", "difference", "metric", "change",
+                "point", "state", "job", "run directory"}
 
 
 @dataclass

@@ -9,7 +9,7 @@ the one training loop of every engine. The protocol it follows:
   chunks, never back-propagated);
 - the final parameters are the result (no early stopping): their metrics on the training,
   development and test splits, the predictions, the parameters, the tables and the figure;
-- a checkpoint every ``train.checkpoint_every`` steps and on SIGINT/SIGTERM, from which
+- a checkpoint every ``train.checkpoint_every`` steps and on a signal (see ``train``), from which
   ``train.resume=true`` continues bit for bit.
 """
 
@@ -42,9 +42,10 @@ from .schedule import schedule
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy.
 
-    SIGINT, SIGTERM and SIGHUP end it with one line and exit code 128 + N wherever they come:
-    before the loop at once (nothing to save), in the loop after the current step (checkpoint
-    and log saved), while the results are written once they are complete."""
+    SIGINT, SIGTERM, SIGHUP and SIGUSR2 (SLURM's time-limit warning) end it with one line and
+    exit code 128 + N wherever they come: before the loop at once (nothing to save), in the loop
+    after the current step (checkpoint and log saved), while the results are written once they
+    are complete."""
     with _Signals() as signals:
         return _train(cfg, Path(run_dir), signals)
 
@@ -176,11 +177,12 @@ def _value(v):
 
 
 class _Signals:
-    """SIGINT, SIGTERM and SIGHUP while a run trains. Until :meth:`defer` they raise
+    """SIGINT, SIGTERM, SIGHUP and SIGUSR2 (SLURM's warning ahead of a time limit, see
+    conf/hydra/launcher/slurm.yaml) while a run trains. Until :meth:`defer` they raise
     :class:`Interrupted` at once (nothing is written yet that a resume needs); after it they
     only set ``signum``, and the loop stops after its step."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2)
     signum = 0
     deferred = False
 
