@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Engine
+from .base import Engine, split_flat
 from .layer_types import Network, network
 
 _KIT = None
@@ -93,6 +93,7 @@ class JaxEngine(Engine):
         self.params = {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in params.items()}
         opt = optax.adam(adam.lr, b1=adam.beta1, b2=adam.beta2, eps=adam.eps)
         self.opt_state = opt.init(self.params)
+        self._opt = opt
         grad = jax.value_and_grad(loss_fn(logits), has_aux=True)
 
         def step(params, opt_state, X, idx, y):
@@ -131,5 +132,21 @@ class JaxEngine(Engine):
     def layer_params(self):
         return {k: np.asarray(v) for k, v in self.params.items()}
 
+    def load_state(self, state):
+        """Parameters and Adam's moments and step from another engine's ``state()`` (the
+        bench starts every engine from the same trained state)."""
+        jnp = self.kit.jnp
+        named = {k: {n: jnp.asarray(a) for n, a in split_flat(self.net, state[k]).items()}
+                 for k in ("params", "adam_m", "adam_v")}
+        self.params = named["params"]
+        adam, *rest = self._opt.init(self.params)  # optax.adam: (ScaleByAdamState, empty)
+        self.opt_state = (adam._replace(count=jnp.asarray(int(state["adam_t"]), jnp.int32),
+                                        mu=named["adam_m"], nu=named["adam_v"]), *rest)
+
     def info(self):
         return {**super().info(), "jax": self.kit.jax.__version__}
+
+    def about(self):
+        return (f"JAX {self.kit.jax.__version__}: jax.jit of the whole step, optax.adam, "
+                f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}"
+                f" cores", None)

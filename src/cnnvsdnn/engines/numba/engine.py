@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Engine
+from ._jit import fallback_note, threading_layer
 from .adam import Adam
 from .model import Model
-from .threads import set_threads
+from .threads import blas_library, set_threads
 
 # Bump when a change alters the numbers a run produces (summation order included): finished
 # runs record it in metrics.json, and `report` and the experiments refuse to reuse a run of
@@ -49,6 +50,13 @@ class NumbaEngine(Engine):
 
     def layer_params(self):
         return self.model.layer_params()
+
+    def info(self):
+        return {**super().info(), "threading_layer": threading_layer(), "blas": blas_library()}
+
+    def about(self):
+        return (f"numba engine: {self.threads} thread{'s' * (self.threads > 1)} on the "
+                f"{threading_layer()} threading layer, BLAS {blas_library()}", fallback_note())
 
     def flat_params(self):
         return self.model.params
