@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training steps of the --e2e runs (default: the study's per dataset)")
     p.add_argument("--e2e-repeats", type=int, default=2,
                    help="runs per engine and model, alternating engines (2)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="accept dataset copies whose checksums differ (data.verify=false)")
     p.add_argument("--dev-size", type=int, default=5000,
                    help="development images of the --e2e runs (the study's 5000)")
 
@@ -101,7 +103,7 @@ def run(ns: argparse.Namespace) -> int:
                       f"'cnnvsdnn[bench]')")
         engines = [e for e in engines if NEEDS.get(e) not in missing]
     layer_lists = {m: _layers(m) for m in models}
-    data = {inp: BenchData(inp) for inp in inputs}
+    data = {inp: BenchData(inp, verify=not ns.no_verify) for inp in inputs}
     for d in data.values():
         if d.note:
             console.print(d.note, highlight=False)
@@ -141,7 +143,7 @@ def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp:
                     if ns.pretrain and key not in states:
                         states[key] = _pretrain(console, workers.get("numba"), key, threads_n,
                                                 layer_lists[model], ns, tmp)
-                    cell = {"layers": layer_lists[model], "inp": inp,
+                    cell = {"layers": layer_lists[model], "inp": inp, "verify": not ns.no_verify,
                             "batch_size": ns.batch_size, "state": states.get(key)}
                     for engine, r in _time_cell(workers, cell, ns).items():
                         if r["about"]:
@@ -172,7 +174,7 @@ def _pretrain(console, worker, key, threads_n, layers, ns, tmp: Path) -> str:
     out = tmp / f"state_{key[0]}_{key[1]}.npz"
     try:
         r = worker.call(op="pretrain", layers=layers, inp=key[1], batch_size=ns.batch_size,
-                        steps=ns.pretrain, out=str(out))
+                        steps=ns.pretrain, out=str(out), verify=not ns.no_verify)
     finally:
         if own:
             worker.close()

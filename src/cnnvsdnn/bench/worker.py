@@ -24,9 +24,9 @@ from .names import ENGINES, INPUTS
 N_EVAL = 5000  # images per evaluation pass (the development split's size)
 
 
-def _images(inp: str, n_train: int | None):
+def _images(inp: str, n_train: int | None, verify: bool):
     """The training images and labels of the input's dataset (the first ``n_train``)."""
-    ds = BenchData(inp).load()
+    ds = BenchData(inp, verify).load()
     n = len(ds.train_y) if n_train is None else min(n_train, len(ds.train_y))
     return np.ascontiguousarray(ds.train_X[:n]), ds.train_y[:n].astype(np.int64)
 
@@ -34,7 +34,8 @@ def _images(inp: str, n_train: int | None):
 class Timer:
     """One engine on one model, input shape and thread count, from a given state."""
 
-    def __init__(self, engine, layers, inp, threads, batch_size, state=None, n_train=None):
+    def __init__(self, engine, layers, inp, threads, batch_size, state=None, n_train=None,
+                 verify=True):
         name, options = ENGINES[engine]
         net = engines.network(layers, INPUTS[inp], 10)
         params = engines.init_params(net, np.random.default_rng(0))
@@ -43,7 +44,7 @@ class Timer:
         if state is not None:
             with np.load(state) as f:
                 self.engine.load_state({k: f[k] for k in f.files})
-        self.X, self.y = _images(inp, n_train)
+        self.X, self.y = _images(inp, n_train, verify)
         self.order = BatchOrder(len(self.y), batch_size, np.random.default_rng(1))
         self.step_ms(1)
         self.engine.predict_proba(self.X[:1000])  # compile the evaluation path too
@@ -62,13 +63,13 @@ class Timer:
         return len(X) / (time.perf_counter() - t0)
 
 
-def pretrain(layers, inp, threads, batch_size, steps, out, n_train=None) -> dict:
+def pretrain(layers, inp, threads, batch_size, steps, out, n_train=None, verify=True) -> dict:
     """Train our engine ``steps`` steps from the seed-0 initialisation on the input's dataset
     and save its state (parameters, Adam's moments and step) to ``out`` (.npz)."""
     net = engines.network(layers, INPUTS[inp], 10)
     params = engines.init_params(net, np.random.default_rng(0))
     engine = engines.create("numba", net, params, engines.AdamSettings(), batch_size, threads)
-    X, y = _images(inp, n_train)
+    X, y = _images(inp, n_train, verify)
     order = BatchOrder(len(y), batch_size, np.random.default_rng(0))
     t0 = time.perf_counter()
     cost = float("nan")
