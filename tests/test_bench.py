@@ -17,8 +17,8 @@ ENGINES = ["numba", *PEERS, "numpy"]
 def test_bench_writes_rows_for_each_engine(tmp_path, data_env):
     out = tmp_path / "bench.json"
     res = run_cli(["bench", "--models", "dnn,cnn", "--inputs", "28x28x1", "--threads", "1",
-                   "--steps", "2", "--repeats", "1", "--warmup", "0", "--pretrain", "5", "--no-verify",
-                   "--engines", ",".join(ENGINES), "--json", str(out)], data_env)
+                   "--steps", "2", "--repeats", "1", "--warmup", "0", "--pretrain", "5",
+                   "--no-verify", "--engines", ",".join(ENGINES), "--json", str(out)], data_env)
     assert res.returncode == 0, res.stderr
     rows = json.loads(out.read_text())
     assert {(r["engine"], r["model"]) for r in rows} == {(e, m) for e in ENGINES
@@ -37,9 +37,9 @@ def test_bench_writes_rows_for_each_engine(tmp_path, data_env):
 def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
     out = tmp_path / "e2e.json"
     res = run_cli(["bench", "--models", "dnn", "--inputs", "28x28x1", "--threads", "1",
-                   "--e2e-only", "--e2e-steps", "200", "--e2e-repeats", "1", "--no-verify", "--dev-size",
-                   "200", "--engines", ",".join(["numba", *PEERS]), "--json", str(out)],
-                  data_env)
+                   "--e2e-only", "--e2e-steps", "200", "--e2e-repeats", "1", "--no-verify",
+                   "--dev-size", "200", "--engines", ",".join(["numba", *PEERS]),
+                   "--json", str(out)], data_env)
     assert res.returncode == 0, res.stderr
     rows = json.loads(out.read_text())
     assert {r["engine"] for r in rows} == {"numba", *PEERS}
