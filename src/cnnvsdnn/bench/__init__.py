@@ -216,11 +216,12 @@ class _Worker:
     THREADS``), driven by JSON lines over a pipe, so that no engine's libraries or thread pools
     (torch's OpenMP and oneDNN, XLA's, numba's TBB workers) are loaded in another's process."""
 
-    def __init__(self, engine: str, threads: int = 1):
+    def __init__(self, engine: str, threads: int = 1, env: dict | None = None):
         self.engine = engine
         self.proc = subprocess.Popen([sys.executable, "-m", "cnnvsdnn.bench.worker", engine,
                                       str(threads)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True,
+                                     env=None if env is None else {**os.environ, **env})
 
     def call(self, **request) -> dict:
         try:
