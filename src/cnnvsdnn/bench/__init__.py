@@ -116,8 +116,7 @@ def run(ns: argparse.Namespace) -> int:
                                Path(tmp), about)
         if ns.e2e or ns.e2e_only:
             e2e_rows = e2e.run_all(console, models, inputs, max(threads), data, ns, Path(tmp),
-                                   peers=[e for e in ("torch_fused", "jax")
-                                          if e in engines or ns.e2e_only])
+                                   peers=[e for e in ("torch_fused", "jax") if e in engines])
     console.print(f"load average at end: {_load()}", highlight=False)
     for line in about.values():
         console.print(line, highlight=False)
