@@ -161,8 +161,8 @@ def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp:
             for w in workers.values():
                 w.close()
     for engine, s in compile_s.items():
-        about[engine] = f"{engine:13s} {about.get(engine, '')} (setup and first step, incl. " \
-                        f"compile or cache load: {min(s):.2f}-{max(s):.2f} s)"
+        about[engine] = f"{engine:13s} " + (f"{about[engine]} " if engine in about else "") + \
+            f"(setup and first step, incl. compile or cache load: {min(s):.2f}-{max(s):.2f} s)"
     return rows
 
 
