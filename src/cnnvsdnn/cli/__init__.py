@@ -33,7 +33,8 @@ commands:
   summarize MULTIRUN_DIR   mean ± sd over seeds and paired CNN − DNN differences of a sweep
   report RUN_DIR... [--out DIR] | --experiment NAME
                            the study's tables (Markdown, CSV, LaTeX) and figures from runs
-  bench [--json PATH]      engine speed per training step against PyTorch and plain NumPy
+  bench [--e2e] [--json PATH]
+                           engine speed per step (and whole runs) against PyTorch and JAX
   ablation [DATASET]       the study's section 5.10 ablation over seeds (or any models)
 
 examples:

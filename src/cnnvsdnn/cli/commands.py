@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_arguments(rp)
     rp.set_defaults(func=report.run)
 
-    b = sub.add_parser("bench", help="engine speed against PyTorch and the NumPy twin",
+    b = sub.add_parser("bench", help="engine speed against PyTorch, JAX and the NumPy twin",
                        description=bench.__doc__.split("\n\n", 1)[1])
     bench.add_arguments(b)
     b.set_defaults(func=bench.run)

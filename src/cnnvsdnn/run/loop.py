@@ -29,7 +29,7 @@ from ..data import load_splits
 from ..errors import CnnvsdnnError, ConfigError, Interrupted
 from ..evaluation.metrics import cross_entropy
 from ..safe_io import write_text
-from ..ui import TrainingProgress, compiling
+from ..ui import TrainingProgress, compiling, warn, wide_console
 from . import checkpoint
 from .batches import BatchOrder
 from .cpus import effective_threads
@@ -106,6 +106,11 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     nbuf = 0
     dev_acc = float("nan")
     compiling(lambda: engine.warm_up(X_train), enabled=cfg.progress)
+    about, slow = engine.about()  # which threading layer and BLAS; a slow fallback says so
+    if about:
+        wide_console().print(about, highlight=False, soft_wrap=True)
+    if slow:
+        warn(slow)
     loop_started = time.perf_counter()
     signals.defer()  # from here on a signal stops the loop after its step
     with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
