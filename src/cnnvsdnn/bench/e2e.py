@@ -67,10 +67,12 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
     engines = ["numba", *peers]
     rows = []
     for model in models:
-        layers = OmegaConf.to_container(compose_config([f"model={model}"]).model.layers)
         for inp in inputs:
             d = data[inp]
-            steps = ns.e2e_steps or int(compose_config([f"dataset={d.dataset}"]).train.steps)
+            cfg = compose_config([f"model={model}", f"dataset={d.dataset}"])
+            # resolved: the last layer's ${n_classes:} is the dataset's classes
+            layers = OmegaConf.to_container(cfg.model.layers, resolve=True)
+            steps = ns.e2e_steps or int(cfg.train.steps)
             got = {e: [] for e in engines}
             rng = random.Random(0)
             for rep in range(ns.e2e_repeats):
