@@ -3,6 +3,8 @@ bad input ends in one line and exit code 2 without touching anything."""
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import subprocess
 import sys
@@ -139,6 +141,19 @@ def test_help_lists_commands_and_keys(data_env):
         assert key in train_help.stdout
     bad = run_cli(["nosuchcommand"], data_env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_every_commands_help_is_plain_text():
+    """--help of every command reads as text: no reST markup left from the docstrings it
+    quotes."""
+    from cnnvsdnn.cli.commands import _parser
+
+    parser = _parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"bench", "predict", "summarize", "ablation", "report", "data"} <= set(subs.choices)
+    for name, sub in subs.choices.items():
+        text = sub.format_help()
+        assert "``" not in text and ":func:" not in text, name
 
 
 def test_python_dash_m_works(data_env):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 from .. import bench, data
 from ..analysis import ablation, report, summarize
@@ -12,6 +13,12 @@ from ..errors import ConfigError
 from ..evaluation.metrics import format_split_table, load_predictions, split_metrics
 from ..run import predict
 from ..safe_io import check_output
+
+
+def _doc(text: str) -> str:
+    """A module docstring as --help text: reST's ``code`` and :func:`name` as plain 'code'."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"'\1'", text)
+    return re.sub(r"``([^`]+)``", r"'\1'", text)
 
 
 def other_command(argv: list[str]) -> int:
@@ -85,12 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=_score)
 
     pr = sub.add_parser("predict", help="a trained run's class and probabilities for images",
-                        description=predict.__doc__.split("\n\n")[1].replace("\n", " "))
+                        description=_doc(predict.__doc__.split("\n\n")[1].replace("\n", " ")))
     predict.add_arguments(pr)
     pr.set_defaults(func=predict.run)
 
     sm = sub.add_parser("summarize", help="statistics over the seeds of a sweep",
-                        description=summarize.__doc__.split("\n\n")[0])
+                        description=_doc(summarize.__doc__.split("\n\n")[0]))
     summarize.add_arguments(sm)
     sm.set_defaults(func=summarize.run)
 
@@ -102,12 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=report.run)
 
     b = sub.add_parser("bench", help="engine speed against PyTorch, JAX and the NumPy twin",
-                       description=bench.__doc__.split("\n\n", 1)[1])
+                       description=_doc(bench.__doc__.split("\n\n", 1)[1]))
     bench.add_arguments(b)
     b.set_defaults(func=bench.run)
 
     ab = sub.add_parser("ablation", help="the study's section 5.10 ablation over seeds",
-                        description=ablation.__doc__.split("\n\n")[0] + " Train overrides "
+                        description=_doc(ablation.__doc__.split("\n\n")[0]) + " Train overrides "
                         "for every run go after `--`.")
     ablation.add_arguments(ab)
     ab.set_defaults(func=ablation.run)
