@@ -1,35 +1,57 @@
 """Adam (Kingma & Ba) as one fused in-place numba pass over the flat parameter buffer."""
 
 import numpy as np
+from numba import prange
 
 from ...errors import ConfigError
 from ..base import AdamSettings
+from ._jit import jit
 from .kernels import adam_step
 
 
-class Adam:
-    """Textbook Adam (``AdamSettings`` form ``textbook``) over one flat float32 buffer."""
+@jit(parallel=True, exact_division=True)
+def adam_step_eps_minus(p, g, m, v, lr, b1, b2, eps, c1, c2):
+    """The study's code's update, theta -= lr * mhat / (sqrt(vhat) - eps), with the moments
+    kept in float32 like :func:`kernels.adam_step` but the update computed in float64, as the
+    study computed it. Where sqrt(vhat) crosses eps the denominator passes near 0: in float32
+    it hits 0 exactly in some runs (an infinite step the study's float64 never took); in
+    float64 the steps are huge (the study's weights of ~100) but finite."""
+    b1f, b2f, one = np.float32(b1), np.float32(b2), np.float32(1.0)
+    for i in prange(p.shape[0]):
+        gi = g[i]
+        mi = b1f * m[i] + (one - b1f) * gi
+        vi = b2f * v[i] + (one - b2f) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        step = lr * (np.float64(mi) * c1) / (np.sqrt(np.float64(vi) * c2) - eps)
+        p[i] = np.float32(np.float64(p[i]) - step)
 
-    def __init__(self, n_params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        AdamSettings(lr, beta1, beta2, eps)  # checks the values
+
+class Adam:
+    """Textbook Adam (``AdamSettings`` form ``textbook``) over one flat float32 buffer.
+    ``eps_sign="minus"``: the study's code's ``/(sqrt(vhat) - eps)`` (:func:`adam_step_eps_minus`)."""
+
+    def __init__(self, n_params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, eps_sign="plus"):
+        AdamSettings(lr, beta1, beta2, eps, eps_sign=eps_sign)  # checks the values
         self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), \
             float(eps)
+        self._kernel = adam_step if eps_sign == "plus" else adam_step_eps_minus
         self.m = np.zeros(n_params, np.float32)
         self.v = np.zeros(n_params, np.float32)
         self.t = 0
 
     def step(self, params, grads):
-        """theta -= lr * mhat / (sqrt(vhat) + eps), with bias-corrected moments."""
+        """theta -= lr * mhat / (sqrt(vhat) ± eps), with bias-corrected moments."""
         self.t += 1
         c1 = 1.0 / (1.0 - self.beta1 ** self.t)
         c2 = 1.0 / (1.0 - self.beta2 ** self.t)
-        adam_step(params, grads, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps,
-                  c1, c2)
+        self._kernel(params, grads, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps,
+                     c1, c2)
 
     def warm_up(self):
         """Compile (or load from numba's cache) the update kernel; changes nothing."""
         e = self.m[:0]
-        adam_step(e, e, e, e, self.lr, self.beta1, self.beta2, self.eps, 1.0, 1.0)
+        self._kernel(e, e, e, e, self.lr, self.beta1, self.beta2, self.eps, 1.0, 1.0)
 
     def load_state(self, m, v, t):
         if np.shape(m) != self.m.shape or np.shape(v) != self.v.shape:
