@@ -336,3 +336,41 @@ def test_fit_reported_training_accuracy_is_the_last_epochs_weighted_running_mean
     want = (last[:-1].sum() * b + last[-1] * (n - 7 * b)) / n
     assert P.fit_reported_train_accuracy(tmp_path, metrics) == pytest.approx(want, abs=1e-6)
     assert P.fit_reported_train_accuracy(tmp_path, {**metrics, "engine": "numba"}) is None
+
+
+# --- the experiments and a run on synthetic CIFAR-10 ---------------------------------------
+@pytest.mark.parametrize("name, n_switches", [("mnist", 3), ("fashion_mnist", 3),
+                                              ("cifar10", 4), ("svhn", 3)])
+def test_shipped_experiments_train_both_protocols_and_each_switch_alone(name, n_switches):
+    from cnnvsdnn.analysis.experiments import load_experiment
+
+    exp = load_experiment(name)
+    assert exp.protocols == ["corrected", "study"] and len(exp.seeds) == 5
+    sw = P.switches([f"dataset={exp.dataset}", *exp.runs["CNN"]])
+    assert len(sw) == n_switches
+    variants = P.planned_variants(exp.protocols, exp.attribution, sw)
+    assert len(variants) == 2 + len(exp.attribution) * n_switches
+    keras = P.switches([f"dataset={exp.dataset}", *exp.runs["Keras"]])
+    assert {s.key for s in keras} == {"train.dev_split"} | (
+        {"data.cifar10_decode"} if name == "cifar10" else set())
+
+
+def test_study_protocol_run_on_synthetic_cifar10(tmp_path):
+    """The whole run under protocol=study on official-format CIFAR-10 files: it records every
+    switch, its development split is the last images of data_batch_5, and it finishes."""
+    import os
+
+    from tests.conftest import TINY, run_cli
+
+    write_cifar10(tmp_path / "data" / "cifar10", n_train=600, n_test=100, seed=1)
+    env = dict(os.environ, CNNVSDNN_DATA_DIR=str(tmp_path / "data"))
+    env.pop("HYDRA_FULL_ERROR", None)
+    run = tmp_path / "run"
+    res = run_cli(["train", "dataset=cifar10", "model=cnn", "protocol=study", *TINY,
+                   "progress=false", f"hydra.run.dir={run}"], env)
+    assert res.returncode == 0, res.stderr
+    flat = P.run_config(run)
+    assert {k: flat[k] for k in STUDY} == STUDY
+    m = json.loads((run / METRICS).read_text())
+    assert (m["splits"]["train"]["n"], m["splits"]["dev"]["n"]) == (400, 200)
+    assert P.variant_of(flat, P.switches_of_run(flat)) == "study"

@@ -29,7 +29,8 @@ def adam_step_eps_minus(p, g, m, v, lr, b1, b2, eps, c1, c2):
 
 class Adam:
     """Textbook Adam (``AdamSettings`` form ``textbook``) over one flat float32 buffer.
-    ``eps_sign="minus"``: the study's code's ``/(sqrt(vhat) - eps)`` (:func:`adam_step_eps_minus`)."""
+    ``eps_sign="minus"``: the study's code's ``/(sqrt(vhat) - eps)``
+    (:func:`adam_step_eps_minus`)."""
 
     def __init__(self, n_params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, eps_sign="plus"):
         AdamSettings(lr, beta1, beta2, eps, eps_sign=eps_sign)  # checks the values
