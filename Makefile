@@ -11,7 +11,7 @@ INSTALLED_ALL := $(if $(filter command line,$(origin BIN)),,$(BIN)/.installed-al
 REPORTS := report-mnist report-fashion_mnist report-cifar10 report-svhn
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install-all data data-fashion_mnist train test test-slow lint clean report $(REPORTS) ablation $(ABLATIONS) seeds-mnist
+.PHONY: help setup install-all data data-fashion_mnist train test test-slow test-cluster lint clean report $(REPORTS) ablation $(ABLATIONS) seeds-mnist
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-21s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ test: $(INSTALLED_ALL)  ## run the test suite with every extra installed (the te
 
 test-slow: $(INSTALLED_ALL)  ## also the slow tests
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+
+test-cluster: $(INSTALLED_ALL)  ## sweeps on a throw-away SLURM cluster (root, Debian; apt-installs slurm-wlm etc. if missing)
+	tests/cluster/cluster.sh run -- $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/cluster $(ARGS)
 
 report: $(REPORTS)  ## all the study's tables and figures (a dataset that cannot be had is skipped)
 

@@ -1,24 +1,24 @@
-"""`cnnvsdnn bench` runs every engine it is asked for and writes the JSON rows of issue #3."""
+"""`cnnvsdnn bench` runs every engine it is asked for, from a trained state, and writes the JSON
+rows of issue #3; `--e2e` times whole runs of `cnnvsdnn train` and the plain peer scripts."""
 
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
+
+import pytest
 
 from tests.conftest import run_cli
 
-try:
-    import torch  # noqa: F401
-
-    ENGINES = ["numba", "torch", "numpy"]
-except ImportError:
-    ENGINES = ["numba", "numpy"]
+PEERS = [e for e, mod in (("torch_fused", "torch"), ("jax", "jax")) if find_spec(mod)]
+ENGINES = ["numba", *PEERS, "numpy"]
 
 
 def test_bench_writes_rows_for_each_engine(tmp_path, data_env):
     out = tmp_path / "bench.json"
     res = run_cli(["bench", "--models", "dnn,cnn", "--inputs", "28x28x1", "--threads", "1",
-                   "--steps", "2", "--repeats", "1", "--engines", ",".join(ENGINES),
-                   "--json", str(out)], data_env)
+                   "--steps", "2", "--repeats", "1", "--warmup", "0", "--pretrain", "5",
+                   "--no-verify", "--engines", ",".join(ENGINES), "--json", str(out)], data_env)
     assert res.returncode == 0, res.stderr
     rows = json.loads(out.read_text())
     assert {(r["engine"], r["model"]) for r in rows} == {(e, m) for e in ENGINES
@@ -28,11 +28,29 @@ def test_bench_writes_rows_for_each_engine(tmp_path, data_env):
                           "eval_images_per_s"}
         assert r["input"] == "28x28x1" and r["threads"] == 1
         assert r["ms_per_step"] > 0 and r["eval_images_per_s"] > 0
-    assert "numpy/numba" in res.stdout and "JIT compile" in res.stdout
+    assert "trained dnn 28x28x1 5 steps" in res.stdout  # every engine starts from that state
+    assert "best / ours" in res.stdout and "compile or cache load" in res.stdout
+    assert "threading layer, BLAS" in res.stdout  # which layer and BLAS ours ran on
+
+
+@pytest.mark.skipif(not PEERS, reason="no peer installed: pip install 'cnnvsdnn[bench]'")
+def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
+    out = tmp_path / "e2e.json"
+    res = run_cli(["bench", "--models", "dnn", "--inputs", "28x28x1", "--threads", "1",
+                   "--e2e-only", "--e2e-steps", "200", "--e2e-repeats", "1", "--no-verify",
+                   "--dev-size", "200", "--engines", ",".join(["numba", *PEERS]),
+                   "--json", str(out)], data_env)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())
+    assert {r["engine"] for r in rows} == {"numba", *PEERS}
+    for r in rows:
+        assert r["steps"] == 200 and r["loop_ms_per_step"] > 0 and r["process_s"] > 0
+    assert "whole training runs" in res.stdout
 
 
 def test_bench_rejects_unknown_names(data_env):
-    for args in (["--models", "foo"], ["--inputs", "7x7x7"], ["--engines", "jax"]):
+    for args in (["--models", "foo"], ["--inputs", "7x7x7"], ["--engines", "tensorflow"],
+                 ["--pretrain", "-1"]):
         res = run_cli(["bench", *args], data_env)
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
@@ -40,16 +58,13 @@ def test_bench_rejects_unknown_names(data_env):
 
 def test_a_failing_engine_process_is_one_line_not_a_traceback(capfd):
     """Each engine is timed in a process of its own; when one fails, the parent says which."""
-    import pytest
-
     from cnnvsdnn.bench import _Worker
     from cnnvsdnn.errors import CnnvsdnnError
 
-    w = _Worker("numba")
+    w = _Worker("numba", 1)
     try:
         with pytest.raises(CnnvsdnnError, match="numba benchmark process stopped"):
-            w.call(op="setup", layers=[{"type": "bogus"}], input="28x28x1", threads=1,
-                   batch_size=8)
+            w.call(op="setup", layers=[{"type": "bogus"}], inp="28x28x1", batch_size=8)
     finally:
         w.close()
     err = capfd.readouterr().err

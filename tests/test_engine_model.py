@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from cnnvsdnn.engines import AdamSettings, create, init_params, network
 from cnnvsdnn.engines import numpy_twin as numpy_ref
 from cnnvsdnn.engines.numba import Adam, build_model, set_threads
 
@@ -319,3 +320,24 @@ def test_every_layer_type_of_the_registry_has_a_numba_layer():
     from cnnvsdnn.engines.numba.layers import NUMBA_LAYERS
 
     assert set(NUMBA_LAYERS) == set(LAYER_TYPES)
+
+
+@pytest.mark.parametrize("k", [2, 3, 17])
+def test_other_numbers_of_classes_through_a_network(k):
+    """A Network of k classes (a user's folder), as the engine builds it: the output layer, the
+    loss's gradient buffer and the probabilities all have k columns, matching the twin."""
+    layers = [CONV3, RELU, FLAT, dense(16), RELU, dense(k)]
+    net = network(layers, (8, 8, 1), k)
+    params = init_params(net, np.random.default_rng(0))
+    eng = create("numba", net, params, AdamSettings(), batch_size=5, threads=1)
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, k, 5)
+    x = eng.model.gather(X, np.arange(5))
+    cost, _ = eng.model.loss_and_grad(x, y)
+    rcost, _, rgrads, _ = numpy_ref.loss_and_grad(layers, (8, 8, 1), k, params, x, y)
+    assert cost == pytest.approx(rcost, rel=1e-5)
+    for key, g in eng.model.layer_grads().items():
+        close(g, rgrads[key])
+    assert eng.predict_proba(X).shape == (5, k)
+    eng.train_step(X, np.arange(5), y)

@@ -190,6 +190,14 @@ def test_second_sweep_into_a_running_sweep_directory_is_refused(runs, tmp_path):
 
 
 # --------------------------------------------------------------------------- never a foreign dir
+def test_every_file_a_run_writes_is_known_as_a_runs(runs):
+    """A name missing from run/files.py's list would make a finished run look foreign."""
+    from cnnvsdnn.run.files import foreign_files
+
+    assert foreign_files(runs["finished"]) == []
+    assert foreign_files(runs["interrupted"]) == []
+
+
 @pytest.mark.parametrize("mode", ["run", "sweep"])
 def test_a_folder_of_the_users_files_is_never_written(runs, tmp_path, mode):
     mine = tmp_path / "mine"
@@ -205,13 +213,16 @@ def test_a_folder_of_the_users_files_is_never_written(runs, tmp_path, mode):
         "config.yaml", "tables.md"]
 
 
-@pytest.mark.parametrize("value, words", [
-    ("", "hydra.run.dir is empty"),
-    ("'unclosed", "cannot parse the override"),
-    ("a,b", "one directory"),
+@pytest.mark.parametrize("override, words", [
+    ("hydra.run.dir=", "hydra.run.dir is empty"),
+    ("hydra.run.dir='unclosed", "cannot parse the override"),
+    ("hydra.run.dir=a,b", "one directory"),
+    ("hydra.run.dir=out/${nokey}", "Interpolation key 'nokey' not found"),
+    ("hydra.job.chdir=maybe", "not a valid bool"),
+    ("hydra/launcher=nosuch", "unknown hydra/launcher 'nosuch'"),
 ])
-def test_odd_run_dir_values(runs, tmp_path, value, words):
-    res = run_cli(["train", *QUIET, f"hydra.run.dir={value}"], runs["env"], cwd=tmp_path)
+def test_odd_hydra_overrides(runs, tmp_path, override, words):
+    res = run_cli(["train", *QUIET, override], runs["env"], cwd=tmp_path)
     one_line(res, 2, words)
     assert list(tmp_path.iterdir()) == []
 
@@ -307,10 +318,13 @@ def test_output_paths_that_cannot_be_written(runs, tmp_path):
     env, fin = runs["env"], runs["finished"]
     folder = tmp_path / "folder"
     folder.mkdir()
+    (folder / "mine.txt").write_text("mine")
     existing = tmp_path / "mine.npz"
     existing.write_bytes(b"my data")
     cases = [
-        (["data", "export", "mnist", "test", str(folder), "--no-verify"], "is a folder"),
+        (["data", "export", "mnist", "test", str(folder), "--no-verify"], "not an empty folder"),
+        (["data", "export", "mnist", "test", str(folder), "--no-verify", "--format", "npz"],
+         "is a folder"),
         (["data", "export", "mnist", "test", str(existing), "--no-verify"], "--force"),
         (["data", "export", "mnist", "test", "/etc/hostname/x.npz", "--no-verify"], "writable"),
         (["data", "show", "mnist", "--out", str(folder), "--no-verify"], "is a folder"),
@@ -322,4 +336,5 @@ def test_output_paths_that_cannot_be_written(runs, tmp_path):
     ]
     for args, words in cases:
         one_line(run_cli(args, env), 2, words)
-    assert existing.read_bytes() == b"my data" and list(folder.iterdir()) == []
+    assert existing.read_bytes() == b"my data"
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]

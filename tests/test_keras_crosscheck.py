@@ -17,7 +17,7 @@ if importlib.util.find_spec("keras") is None or importlib.util.find_spec("tensor
     pytest.skip("the optional extra 'reference' (keras 3, tensorflow-cpu) is not installed; "
                 "pip install 'cnnvsdnn[reference]'", allow_module_level=True)
 
-from cnnvsdnn.config import conf_dir  # noqa: E402
+from cnnvsdnn.config import compose_config  # noqa: E402
 from cnnvsdnn.engines import keras as ke  # noqa: E402
 from cnnvsdnn.engines.numba import Adam, build_model  # noqa: E402
 
@@ -26,7 +26,8 @@ tf = K.tf
 
 
 def _conf_layers(name):
-    return OmegaConf.to_container(OmegaConf.load(conf_dir() / "model" / f"{name}.yaml").layers)
+    """The model's layers as `cnnvsdnn train model=NAME` resolves them (10 output units)."""
+    return OmegaConf.to_container(compose_config([f"model={name}"]).model.layers, resolve=True)
 
 
 MODELS = {name: _conf_layers(name) for name in ("dnn", "cnn", "cnn32", "cnn_deep", "cnn_elu",

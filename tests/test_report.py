@@ -69,7 +69,8 @@ def test_experiment_trains_its_runs_and_writes_every_file(tiny):
     for stem in ("accuracy", "per_class"):
         for ext in ("md", "csv", "tex"):
             assert (out / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
-    for png in ("training_numba_dnn_seed0", "training_numba_cnn_seed0", "f1_per_class"):
+    for png in ("training_numba_dnn_seed0", "training_numba_cnn_seed0", "f1_per_class",
+                "gains_numba_cnn_seed0", "confusion_numba_dnn_seed0", "mistakes_numba_cnn_seed0"):
         assert (out / f"{png}.png").read_bytes()[:8] == PNG, png
     text = (out / "report.md").read_text()
     assert "Table VI (MNIST)" in text and "Table VII (MNIST)" in text
@@ -92,7 +93,7 @@ def test_accuracy_table_is_ours_beside_the_published_values(tiny):
             row = next(r for r in rows if r["split"] == name and r["model"] == model)
             ours = metrics[model]["splits"][split]["accuracy"]
             pub = PUBLISHED["accuracy"][model][split]
-            assert float(row["ours"]) == ours and float(row["published"]) == pub
+            assert float(row["ours"]) == ours and float(row["study"]) == pub
             assert float(row["difference"]) == pytest.approx(ours - pub, abs=1e-12)
             assert row["runs"] == "1" and row["ours_sd"] == ""
             cells.append(f"{ours:.4f} | {pub:.4f} | {ours - pub:+.4f}")
@@ -117,7 +118,7 @@ def test_per_class_table_is_ours_beside_the_published_values(tiny):
             i = int(row["class"])
             ours, pub = m[key][i], PUBLISHED[key][row["model"]][i]
             assert row["count"] == str(test["count"][i])
-        assert float(row["ours"]) == ours and float(row["published"]) == pub
+        assert float(row["ours"]) == ours and float(row["study"]) == pub
         assert float(row["difference"]) == pytest.approx(ours - pub, abs=1e-12)
     md = (out / "per_class.md").read_text()
     f1 = [f"{test['f1'][7]:.4f}", f"{PUBLISHED['f1']['CNN'][7]:.4f}",

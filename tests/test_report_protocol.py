@@ -62,7 +62,7 @@ def test_report_of_run_dirs_puts_the_protocols_side_by_side(runs, tmp_path):
     assert res.returncode == 0, res.stderr
     out = tmp_path / "out" / "mnist"
     md = (out / "accuracy.md").read_text()
-    assert ("| Split | DNN corrected | DNN study protocol | published | Δ corrected | "
+    assert ("| Split | DNN corrected | DNN study protocol | study | Δ corrected | "
             "Δ study protocol |") in md.splitlines()[2]
     rows = list(csv.DictReader(open(out / "accuracy.csv")))
     m = {(p, s): [_metrics(runs["planned"] / f"numba_dnn{p}_seed{s}")
@@ -72,7 +72,7 @@ def test_report_of_run_dirs_puts_the_protocols_side_by_side(runs, tmp_path):
                    and r["protocol"] == proto)
         acc = [x["splits"]["test"]["accuracy"] for x in m[(suffix, "test")]]
         assert float(row["ours"]) == pytest.approx(np.mean(acc))
-        assert float(row["published"]) == PUBLISHED["accuracy"]["DNN"]["test"]
+        assert float(row["study"]) == PUBLISHED["accuracy"]["DNN"]["test"]
         assert row["runs"] == "2"
     report = (out / "report.md").read_text()
     assert "## Why they differ" in report

@@ -1,5 +1,5 @@
-"""Never lose a run: SIGTERM/SIGINT stop cleanly, kill -9 leaves a readable log, and a resumed
-run ends with bit-for-bit the parameters of an uninterrupted one (1 thread)."""
+"""Never lose a run: SIGTERM/SIGINT/SIGUSR2 stop cleanly, kill -9 leaves a readable log, and a
+resumed run ends with bit-for-bit the parameters of an uninterrupted one (1 thread)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def reference(tmp_path_factory, data_dir):
     return _params(run), run
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+# SIGUSR2: what SLURM sends ahead of a time limit (conf/hydra/launcher/slurm.yaml)
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
+                                      (signal.SIGUSR2, 140)])
 def test_signal_saves_and_resume_is_bit_identical(tmp_path, data_env, reference, sig, code):
     run = tmp_path / "run"
     proc = _start(run, data_env)
@@ -121,6 +123,54 @@ def test_kill_9_at_ten_random_moments(tmp_path, data_env, reference):
     rng = random.Random(2)
     for _ in range(10):
         _kill_and_resume(tmp_path, data_env, reference, rng)
+
+
+def _interrupt_anywhere(tmp_path, env, reference, rng, duration) -> str:
+    """Start a run, kill -9 or SIGTERM it at a random moment of its whole life (start-up and
+    final writes included), then: the directory resumes bit-identically or says in one line
+    why it cannot, and `report` on it answers within seconds (a table, or one line)."""
+    run = tmp_path / f"run{rng.random():.6f}"
+    sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
+    proc = _start(run, env)
+    time.sleep(rng.uniform(0, duration))
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err, err
+    if proc.returncode not in (0, -9):  # a signal we handle: one line, 128 + N
+        assert proc.returncode == 128 + sig, err
+        assert err.strip().splitlines()[-1].startswith("cnnvsdnn: error: "), err
+    started = time.monotonic()
+    rep = subprocess.run(_cmd() + ["report", str(run), "--out", str(run.parent / "rep")],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 30 and "Traceback" not in rep.stderr, rep.stderr
+    if (run / "metrics.json").exists():
+        assert rep.returncode == 0, rep.stderr
+        np.testing.assert_array_equal(_params(run), reference[0])
+        return "finished"
+    assert rep.returncode == 2 and len(rep.stderr.strip().splitlines()) == 1, rep.stderr
+    res = subprocess.run(_cmd() + ["train", *LONG, "train.resume=true", f"hydra.run.dir={run}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    if res.returncode == 0:
+        np.testing.assert_array_equal(_params(run), reference[0])
+        _check_log_complete(run)
+        return "resumed"
+    lines = res.stderr.strip().splitlines()  # it cannot: one line that says why
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "no run to resume" in lines[0], lines[0]  # killed before its log existed
+    return "refused"
+
+
+@pytest.mark.slow
+def test_kill_9_and_sigterm_at_twenty_random_moments(tmp_path, data_env, reference):
+    t0 = time.monotonic()
+    res = subprocess.run(_cmd() + ["train", *LONG, f"hydra.run.dir={tmp_path / 'timed'}"],
+                         env=data_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    duration = time.monotonic() - t0  # the whole life of a run, start-up to final writes
+    rng = random.Random(3)
+    outcomes = [_interrupt_anywhere(tmp_path, data_env, reference, rng, duration)
+                for _ in range(20)]
+    print("outcomes:", {o: outcomes.count(o) for o in set(outcomes)})
 
 
 def test_finished_run_is_not_resumed(data_env, reference):

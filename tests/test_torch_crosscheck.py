@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
+from cnnvsdnn.config import compose_config
 from cnnvsdnn.engines.numba import Adam, build_model
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install 'cnnvsdnn[bench]'")
@@ -36,7 +37,9 @@ def _close(ours, theirs, what, rtol=2e-4):
 @pytest.mark.parametrize("model_file", MODELS, ids=lambda p: p.stem)
 def test_engine_agrees_with_pytorch(model_file, shape):
     torch.set_num_threads(1)
-    layers = yaml.safe_load(model_file.read_text())["layers"]
+    # as `cnnvsdnn train model=...` resolves it: the last layer has one unit per MNIST class
+    layers = OmegaConf.to_container(compose_config([f"model={model_file.stem}"]).model.layers,
+                                    resolve=True)
     ours = build_model(layers, input_shape=shape, n_classes=10, rng=np.random.default_rng(3),
                        batch_size=16)
     net = _torch_twin(layers, shape, ours)

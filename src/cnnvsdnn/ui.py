@@ -86,3 +86,41 @@ def compiling(work, enabled: bool = True) -> float:
         print(f"engine kernels compiled in {seconds:.1f} s (cached for later runs)",
               file=sys.stderr, flush=True)
     return seconds
+
+
+class counting:  # noqa: N801 -- used as a context manager, like a function
+    """``with counting(n, "decoding 70000 images", enabled) as bar: for x in bar(items): ...``:
+    a transient progress bar on a terminal; one line before and after otherwise (only for
+    work of more than a few hundred items, which takes long enough to wonder about)."""
+
+    def __init__(self, total: int, description: str, enabled: bool = True):
+        self.total, self.description = total, description
+        self.enabled = enabled and total >= 500
+        self.console = Console(stderr=True)
+        self._progress = None
+
+    def __enter__(self):
+        self._started = time.perf_counter()
+        if self.enabled and self.console.is_terminal:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeRemainingColumn(),
+                                      console=self.console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=self.total)
+        elif self.enabled:
+            print(f"{self.description} ...", file=sys.stderr, flush=True)
+        return self
+
+    def __call__(self, items):
+        for i, item in enumerate(items, 1):
+            yield item
+            if self._progress is not None and (i % 100 == 0 or i == self.total):
+                self._progress.update(self._task, completed=i)
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+        if self.enabled and exc[0] is None:
+            print(f"{self.description}: done in {time.perf_counter() - self._started:.1f} s",
+                  file=sys.stderr, flush=True)
+        return False

@@ -5,8 +5,11 @@ Two ways in:
 - ``report RUN_DIR… [--out DIR]`` reads every ``metrics.json`` under the given directories (a
   run directory or a multirun sweep) and writes, per dataset, into ``DIR/<dataset>/``:
   the accuracy table (the study's IV, VI, VIII) and the per-class table (V, VII, IX) as
-  Markdown, CSV and LaTeX, ``report.md`` with both, one training figure per run (figures 8-16)
-  and a per-class F1 figure. Each of our columns stands beside the published value and the
+  Markdown, CSV and LaTeX, ``report.md`` with both, one training figure per run (figures 8-16),
+  a per-class F1 figure, and for each column's first run the cumulative gains curves with
+  their AR (the study's Fig. 4), the confusion matrix and the most confident mistakes. Runs on a
+  user's folder or .npz are reported per data (``DIR/<kind>-<name>-<sha256 prefix>/``) with
+  their class names. Each of our columns stands beside the published value and the
   difference; several seeds of one column show as mean ± sd (sample sd).
 - ``report --experiment mnist`` runs the experiment ``experiments/mnist.py`` first: it trains
   (``cnnvsdnn train`` subprocesses, progress shown) the runs the tables need that are not
@@ -17,16 +20,19 @@ Two ways in:
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from ..config import compose_config
 from ..data import DATASETS
 from ..errors import CnnvsdnnError, ConfigError
-from ..evaluation.figures import plot_f1_comparison, plot_training
+from ..evaluation.figures import plot_confusion, plot_f1_comparison, plot_gains, plot_training
 from ..evaluation.stats import describe
 from ..evaluation.tables import NA, Table
-from ..run.files import LOG, find_runs, read_metrics
+from ..run.files import LOG, MISTAKES, PREDICTIONS, find_runs, read_metrics
 from ..run.log import read_log
 from ..safe_io import check_output_dir, io_error, write_text
 from . import protocol as P
@@ -197,16 +203,18 @@ def build_report(run_dirs: list[Path], out_dir: Path, experiment: Experiment | N
     by_dataset: dict[str, list[tuple[Path, dict]]] = {}
     for d in run_dirs:
         m = read_metrics(d)
-        by_dataset.setdefault(m["dataset"], []).append((d, m))
+        by_dataset.setdefault(_data_key(m), []).append((d, m))
     written = {}
-    for dataset, runs in by_dataset.items():
-        exp = experiment if experiment and experiment.dataset == dataset else \
-            default_experiment(dataset)
+    for key, runs in by_dataset.items():
+        dataset = runs[0][1]["dataset"]
+        own = runs[0][1].get("data")  # a user's folder or .npz: its classes are recorded
+        exp = None if own else experiment if experiment and experiment.dataset == dataset \
+            else default_experiment(dataset)
         info = DATASETS.get(dataset)
-        classes = list(info.classes) if info else [str(i) for i in
-                                                   range(len(runs[0][1]["splits"]["test"]["f1"]))]
-        written[dataset] = _write_dataset(dataset, runs, Path(out_dir) / dataset, exp, classes,
-                                          list(notes or []))
+        classes = list(own["classes"]) if own else list(info.classes) if info else \
+            [str(i) for i in range(len(runs[0][1]["splits"]["test"]["f1"]))]
+        written[key] = _write_dataset(key, runs, Path(out_dir) / key, exp, classes,
+                                      list(notes or []))
     return written
 
 
@@ -223,13 +231,24 @@ def _variant(run_dir: Path) -> tuple[str, list]:
     return P.variant_of(flat, sw), sw
 
 
+def _data_key(m: dict) -> str:
+    """What a run was trained on: the built-in set's name; for a folder or .npz its kind, name
+    and content, so runs on other (or edited) data never share a table."""
+    own = m.get("data")
+    if not own:
+        return m["dataset"]
+    return f"{m['dataset']}-{Path(own['path']).stem}-{own.get('sha256', '')[:8]}"
+
+
 def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
                    exp: Experiment | None, classes: list[str], notes: list[str]) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as ex:
         raise io_error(ex, out, "create") from None
-    name = DATASET_TITLES.get(dataset, dataset)
+    own = runs[0][1].get("data")
+    name = DATASET_TITLES.get(dataset, dataset) if not own else \
+        f"{runs[0][1]['dataset']} {own['path']}"
     # Side by side: the experiment's protocols as sub-columns of each column; otherwise a run
     # of another protocol is a column of its own ("CNN (study protocol)").
     # Other variants (one switch on or off) feed the "why they differ" section.
@@ -262,6 +281,7 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
     cls = class_table(f"{t_cls}: test set per class, F1 score and area ratio (AR), weighted "
                       f"averages last", labels, table_metrics, exp, classes, test["count"],
                       test["n"], side)
+    acc.published = cls.published = not own  # the study never saw a user's data
     for table, stem in ((acc, "accuracy"), (cls, "per_class")):
         write_text(out / f"{stem}.md", table.markdown())
         write_text(out / f"{stem}.csv", table.csv())
@@ -297,6 +317,11 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
     f1_png = plot_f1_comparison(f1, classes, out / "f1_per_class.png",
                                 f"{name}: per-class F1 on the test set")
     figures.append(f1_png)
+    for label in labels:  # the test predictions of each column's first run (corrected first)
+        by_v = grouped.get(label, {})
+        first_runs = by_v.get(P.CORRECTED) or next(iter(by_v.values()), None)
+        if first_runs:
+            figures += _prediction_figures(out, name, label, *first_runs[0], classes, notes)
 
     # notes: what the numbers are, where they come from, what is missing
     pub_count = (exp.published or {}).get("count") if exp else None
@@ -333,12 +358,16 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
             run_lines.append(f"- {what}: " + ", ".join(f"`{d}` ({m['steps']} steps)"
                                                        for d, m in rs))
     fig_lines = [f"![{p.stem}]({p.name})" for p in figures]
-    intro = ("Ours under the corrected protocol and under the study's (`protocol=study`), the "
-             "study's published value and the differences (Δ = ours − published)."
-             if side else "Ours, the study's published value and the difference (Δ = ours − "
-             "published).")
-    report = (f"# {name}: the study's tables beside ours\n\n{intro}\n\n" + acc.markdown() +
-              "\n" + cls.markdown() + "\n" + why +
+    if own:
+        intro = "The study's tables and figures on your own data (the study has no values for it)."
+    elif side:
+        intro = ("Ours under the corrected protocol and under the study's (`protocol=study`), "
+                 "the study's published value (study) and the differences (Δ = ours − study).")
+    else:
+        intro = "Ours, the study's published value (study) and the difference (Δ = ours − study)."
+    heading = f"# {name}: the study's tables" + ("" if own else " beside ours")
+    report = (f"{heading}\n\n{intro}\n\n" + acc.markdown() + "\n" + cls.markdown() + "\n" +
+              why +
               ("## Notes\n\n" + "\n".join(f"- {n}" for n in dict.fromkeys(notes)) + "\n\n"
                if notes else "") +
               "## Runs\n\n" + "\n".join(run_lines) + "\n\n## Figures\n\n" +
@@ -352,6 +381,26 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
     print(f"report: wrote {out}/ (report.md, accuracy and per_class .md/.csv/.tex, "
           f"{len(figures)} figures)", flush=True)
     return out
+
+
+def _prediction_figures(out: Path, name: str, label: str, run_dir: Path, m: dict,
+                        classes: list[str], notes: list[str]) -> list[Path]:
+    """A run's gains curves and confusion matrix (from its saved test predictions) and its
+    most confident mistakes (copied: drawing them needs the test images)."""
+    stem = f"{m.get('engine', 'numba')}_{m['model']}_seed{m['seed']}"
+    title = f"{name}, {label}: {m.get('engine', 'numba')} {m['model']}, seed {m['seed']}"
+    pred = Path(run_dir) / PREDICTIONS
+    if not pred.is_file():
+        notes.append(f"{run_dir}: no {PREDICTIONS}, so no gains curves or confusion matrix.")
+        return []
+    with np.load(pred) as z:
+        probs, labels = z["probs"], z["labels"]
+    figures = [plot_gains(probs, labels, classes, out / f"gains_{stem}.png", title)[0],
+               plot_confusion(probs, labels, classes, out / f"confusion_{stem}.png", title)]
+    if (Path(run_dir) / MISTAKES).is_file():
+        figures.append(Path(shutil.copyfile(Path(run_dir) / MISTAKES,
+                                            out / f"mistakes_{stem}.png")))
+    return figures
 
 
 # ------------------------------------------------------------------------------ command line

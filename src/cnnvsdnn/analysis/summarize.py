@@ -12,7 +12,9 @@ only agree with the t-test when the seeds all point one way.)
 
 Writes ``summary.md``, ``summary.csv``, ``paired.csv`` and ``summary.png`` into ``--out``
 (default ``<first directory>/summary``), prints the tables, and with ``--json PATH`` the same
-numbers as JSON.
+numbers as JSON. Points of a sweep that have no result (failed, timed out, cancelled, never
+run: listed in the sweep's ``sweep.json``, or a run directory without ``metrics.json``) are
+named on stderr and in ``summary.md``, never silently left out.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..evaluation.figures import plot_over_seeds
 from ..evaluation.stats import CONFIDENCE, Stats, describe, fmt_p, paired
 from ..evaluation.tables import markdown_table, print_rows, write_csv
 from ..run.files import CONFIG, find_runs, read_metrics
+from ..run.sweeps import points_without_result
 from ..safe_io import check_output, check_output_dir, write_text
 
 __all__ = ["METRICS", "Run", "Stats", "Summary", "add_arguments", "describe", "load_runs",
@@ -96,6 +99,11 @@ def load_runs(dirs: list[Path | str]) -> list[Run]:
     """Every finished run at or under ``dirs``; raises ConfigError if there is none."""
     paths = find_runs([Path(d) for d in dirs])
     if not paths:
+        missing = points_without_result([Path(d) for d in dirs])
+        if missing:
+            raise ConfigError(f"no finished runs (metrics.json) under {', '.join(map(str, dirs))}"
+                              f": {len(missing)} points there have no result (e.g. {missing[0][0]}:"
+                              f" {missing[0][1]}); continue the sweep with train.resume=true")
         raise ConfigError(f"no finished runs (metrics.json) under {', '.join(map(str, dirs))}; "
                           f"run a sweep first, e.g. `cnnvsdnn train -m model=dnn,cnn "
                           f"seed=0,1,2,3,4`, and pass its outputs/multirun/<time> directory")
@@ -170,6 +178,7 @@ class Summary:
     groups: list[Group]
     pairs: list[Pair]
     missing_pairs: list[str]
+    no_result: list[tuple[str, str]] = field(default_factory=list)  # (directory, why)
 
 
 def summarize(runs: list[Run], split: str = "test", pairs=(("dnn", "cnn"),),
@@ -272,6 +281,9 @@ def markdown(summary: Summary) -> str:
                  markdown_table(pair_rows(summary))]
     if summary.missing_pairs:
         text += [f"No runs to pair for {', '.join(summary.missing_pairs)}.", ""]
+    if summary.no_result:
+        text += [f"## Points without a result ({len(summary.no_result)}, left out)", "",
+                 *[f"- `{d}`: {why}" for d, why in summary.no_result], ""]
     return "\n".join(text)
 
 
@@ -298,6 +310,7 @@ def to_json(summary: Summary) -> dict:
                    for g in summary.groups],
         "pairs": [{**{k: v for k, v in asdict(p).items() if k != "diff"},
                    "diff": asdict(p.diff)} for p in summary.pairs],
+        "no_result": [{"path": d, "why": why} for d, why in summary.no_result],
     })
 
 
@@ -394,6 +407,9 @@ def run(ns) -> int:
     out = check_output_dir(Path(ns.out) if ns.out else Path(ns.dirs[0]) / "summary")
     if ns.json and ns.json != "-":
         check_output(ns.json, force=ns.force, what="JSON file", flag="--json")
+    summary.no_result = [(str(d), why) for d, why in points_without_result(ns.dirs)]
+    for d, why in summary.no_result:
+        print(f"summarize: no result, left out: {d} ({why})", file=sys.stderr)
     files = write_outputs(summary, out)
     if ns.json == "-":
         print(json.dumps(to_json(summary), indent=1))

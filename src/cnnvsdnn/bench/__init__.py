@@ -1,22 +1,33 @@
-"""``cnnvsdnn bench``: our engine's speed against peers measured in the same run.
+"""``cnnvsdnn bench``: our engine's speed against its strongest peers, measured in the same run.
 
-Engines: ``numba`` (ours), ``torch`` (PyTorch, when installed: the same architecture and thread
-count), ``numpy`` (the plain-NumPy twin the tests check the kernels against). For each model,
-input shape and thread count: the median milliseconds of one training step (batch 128:
-gather + forward + backward + Adam) and evaluation images per second. JIT compile time is
-reported separately, never inside a step time. Ratios are printed against ``numba``.
-Each engine runs in a fresh process of its own, after a warm-up; numba's and torch's
-repeats alternate.
+Engines: ``numba`` (ours); the peers, each in its fastest CPU configuration when installed:
+``torch_fused`` (PyTorch eager with ``Adam(fused=True)``), ``torch_compile`` (``torch.compile``
+and fused Adam), ``jax`` (``jax.jit`` of the whole step with ``optax.adam``); ``torch``
+(PyTorch's default ``Adam()``) on request; ``numpy`` (the plain-NumPy twin the tests check the
+kernels against). For each model, input shape and thread count: the median milliseconds of one
+training step (batch 128: gather + forward + backward + Adam) and evaluation images per second,
+every engine from the same state reached by training ours ``--pretrain`` steps on the input's
+dataset (Adam's moments of a trained network, not zeros), on batches of that dataset.
+
+Each engine runs in a fresh process of its own per thread count, after a warm-up; the engines'
+repeats alternate (in a new random order each repeat), so all see the same machine. JIT
+compile time is reported separately, never inside a step time. ``--e2e`` also times whole
+training runs (``bench/e2e.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from importlib.util import find_spec
+from pathlib import Path
 
 from omegaconf import OmegaConf
 from rich.table import Table
@@ -24,8 +35,13 @@ from rich.table import Table
 from ..config import compose_config
 from ..errors import CnnvsdnnError, ConfigError
 from ..safe_io import check_output, write_text
-from ..ui import wide_console
-from .worker import ENGINES, INPUTS, have_torch
+from ..ui import warn, wide_console
+from . import e2e
+from .data import BenchData
+from .names import ENGINES, INPUTS, NEEDS
+
+DEFAULT_ENGINES = "numba,torch_fused,torch_compile,jax,numpy"
+PEERS = ("torch", "torch_fused", "torch_compile", "jax")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,19 +50,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="dnn,cnn", help="models of conf/model/ (dnn,cnn)")
     p.add_argument("--inputs", default="28x28x1,32x32x3", help="input shapes (28x28x1,32x32x3)")
     p.add_argument("--threads", default="1,2", help="thread counts (1,2)")
-    p.add_argument("--engines", default="numba,torch,numpy",
-                   help="engines to time (numba,torch,numpy); torch is skipped when absent")
+    p.add_argument("--engines", default=DEFAULT_ENGINES,
+                   help=f"engines to time ({DEFAULT_ENGINES}; also torch: PyTorch's default "
+                        f"Adam); a peer that is not installed is skipped")
     p.add_argument("--steps", type=int, default=30, help="timed steps per repeat (30)")
     p.add_argument("--repeats", type=int, default=5, help="repeats; the median is reported (5)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--warmup", type=float, default=0.5,
                    help="seconds of untimed steps before each measurement (0.5)")
+    p.add_argument("--pretrain", type=int, default=2000,
+                   help="steps ours trains on the input's dataset before timing; every engine "
+                        "starts from that state (2000; 0: from the initialisation)")
+    p.add_argument("--e2e", action="store_true",
+                   help="also time whole `cnnvsdnn train` runs against plain PyTorch (fused "
+                        "Adam) and JAX scripts of the same protocol, at the largest --threads")
+    p.add_argument("--e2e-only", action="store_true", help="--e2e without the step timings")
+    p.add_argument("--e2e-steps", type=int, default=None,
+                   help="training steps of the --e2e runs (default: the study's per dataset)")
+    p.add_argument("--e2e-repeats", type=int, default=2,
+                   help="runs per engine and model, alternating engines (2)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="accept dataset copies whose checksums differ (data.verify=false)")
+    p.add_argument("--dev-size", type=int, default=5000,
+                   help="development images of the --e2e runs (the study's 5000)")
 
 
 def run(ns: argparse.Namespace) -> int:
     console = wide_console()
-    models = _split(ns.models)
-    inputs = _split(ns.inputs)
+    models, inputs = _split(ns.models), _split(ns.inputs)
     try:
         threads = [int(t) for t in _split(ns.threads)]
     except ValueError:
@@ -57,56 +88,109 @@ def run(ns: argparse.Namespace) -> int:
             raise ConfigError(f"unknown input {name!r}; choose from {', '.join(INPUTS)}")
     for e in engines:
         if e not in ENGINES:
-            raise ConfigError(f"unknown engine {e!r}; choose from numba, torch, numpy")
-    if ns.steps < 1 or ns.repeats < 1 or ns.batch_size < 1 or any(t < 1 for t in threads):
-        raise ConfigError("--steps, --repeats, --batch-size and --threads must be positive")
-    if ns.warmup < 0:
-        raise ConfigError("--warmup must be >= 0 seconds")
+            raise ConfigError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+    if min(ns.steps, ns.repeats, ns.batch_size, ns.e2e_repeats, *threads) < 1 or \
+            (ns.e2e_steps is not None and ns.e2e_steps < 1) or ns.dev_size < 1:
+        raise ConfigError("--steps, --repeats, --batch-size, --threads, --e2e-steps, "
+                          "--e2e-repeats and --dev-size must be positive")
+    if ns.warmup < 0 or ns.pretrain < 0:
+        raise ConfigError("--warmup and --pretrain must be >= 0")
     if ns.json:
         check_output(ns.json, force=ns.force, what="JSON file", flag="--json")
-    if "torch" in engines and not have_torch():
-        console.print("torch is not installed: skipping it (pip install torch==2.13.0)")
-        engines = [e for e in engines if e != "torch"]
+    missing = sorted({NEEDS[e] for e in engines if e in NEEDS and find_spec(NEEDS[e]) is None})
+    if missing:
+        console.print(f"not installed, skipped: {', '.join(missing)} (pip install "
+                      f"'cnnvsdnn[bench]')")
+        engines = [e for e in engines if NEEDS.get(e) not in missing]
     layer_lists = {m: _layers(m) for m in models}
+    data = {inp: BenchData(inp, verify=not ns.no_verify) for inp in inputs}
+    for d in data.values():
+        if d.note:
+            console.print(d.note, highlight=False)
+    console.print(f"load average at start: {_load()}", highlight=False)
 
-    rows, compile_s = [], {}
-    workers = {e: _Worker(e) for e in engines}
-    try:
-        for threads_n in threads:
-            for model in models:
-                for inp in inputs:
-                    cell = {"layers": layer_lists[model], "input": inp, "threads": threads_n,
-                            "batch_size": ns.batch_size}
-                    got = _time_cell(workers, cell, ns)
-                    for engine, (first, ms, ips) in got.items():
-                        if engine == "numba":
-                            compile_s[f"{model} {inp}"] = max(
-                                compile_s.get(f"{model} {inp}", 0), first)
-                        rows.append({"engine": engine, "model": model, "input": inp,
-                                     "threads": threads_n, "ms_per_step": round(ms, 4),
-                                     "eval_images_per_s": round(ips, 1)})
-                        console.print(f"  {engine:5s} {model:8s} {inp} threads={threads_n}: "
-                                      f"{ms:8.3f} ms/step, {ips:10.0f} eval images/s",
-                                      highlight=False)
-    finally:
-        for w in workers.values():
-            w.close()
-    _print_table(console, rows, compile_s)
+    rows, e2e_rows, about = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="cnnvsdnn-bench-") as tmp:
+        if not ns.e2e_only:
+            rows = _time_steps(console, ns, engines, models, inputs, threads, layer_lists,
+                               Path(tmp), about)
+        if ns.e2e or ns.e2e_only:
+            e2e_rows = e2e.run_all(console, models, inputs, max(threads), data, ns, Path(tmp),
+                                   peers=[e for e in ("torch_fused", "jax") if e in engines])
+    console.print(f"load average at end: {_load()}", highlight=False)
+    for line in about.values():
+        console.print(line, highlight=False)
+    if rows:
+        _print_table(console, rows)
+    if e2e_rows:
+        e2e.print_table(console, e2e_rows, rows)
     if ns.json:
-        write_text(ns.json, json.dumps(rows, indent=1))
+        write_text(ns.json, json.dumps(rows + e2e_rows, indent=1))
         console.print(f"rows written to {ns.json}")
     return 0
 
 
-def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> dict:
-    """One model x input x threads cell on every engine: (first step s, median ms, eval img/s).
+def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp: Path,
+                about: dict) -> list[dict]:
+    rows, states, compile_s, notes = [], {}, {}, set()
+    for threads_n in threads:
+        workers = {e: _Worker(e, threads_n) for e in engines}
+        try:
+            for model in models:
+                for inp in inputs:
+                    key = (model, inp)
+                    if ns.pretrain and key not in states:
+                        states[key] = _pretrain(console, workers.get("numba"), key, threads_n,
+                                                layer_lists[model], ns, tmp)
+                    cell = {"layers": layer_lists[model], "inp": inp, "verify": not ns.no_verify,
+                            "batch_size": ns.batch_size, "state": states.get(key)}
+                    for engine, r in _time_cell(workers, cell, ns).items():
+                        if r["about"]:
+                            about[engine] = r["about"]
+                        if r["note"] and r["note"] not in notes:
+                            notes.add(r["note"])
+                            warn(r["note"])
+                        compile_s.setdefault(engine, []).append(r["first_s"])
+                        rows.append({"engine": engine, "model": model, "input": inp,
+                                     "threads": threads_n, "ms_per_step": round(r["ms"], 4),
+                                     "eval_images_per_s": round(r["ips"], 1)})
+                        console.print(f"  {engine:13s} {model:4s} {inp} threads={threads_n}: "
+                                      f"{r['ms']:8.3f} ms/step, {r['ips']:9.0f} eval images/s",
+                                      highlight=False)
+        finally:
+            for w in workers.values():
+                w.close()
+    for engine, s in compile_s.items():
+        about[engine] = f"{engine:13s} " + (f"{about[engine]} " if engine in about else "") + \
+            f"(setup and first step, incl. compile or cache load: {min(s):.2f}-{max(s):.2f} s)"
+    return rows
 
-    numba's and torch's repeats alternate: on a shared machine the speed drifts by up to 2x
-    within seconds, and alternation gives both the same conditions; a pause before each repeat
-    lets the other's threads go idle. The NumPy twin, 10-30x slower and heavy on the caches,
-    is timed after them, alone.
+
+def _pretrain(console, worker, key, threads_n, layers, ns, tmp: Path) -> str:
+    """Train ours ``--pretrain`` steps on the input's dataset; the state's .npz path."""
+    own = worker is None
+    worker = worker or _Worker("numba", threads_n)
+    out = tmp / f"state_{key[0]}_{key[1]}.npz"
+    try:
+        r = worker.call(op="pretrain", layers=layers, inp=key[1], batch_size=ns.batch_size,
+                        steps=ns.pretrain, out=str(out), verify=not ns.no_verify)
+    finally:
+        if own:
+            worker.close()
+    console.print(f"  trained {key[0]} {key[1]} {ns.pretrain} steps to start from (cost "
+                  f"{r['cost']:.3f}, {r['s']:.1f} s)", highlight=False)
+    return str(out)
+
+
+def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> dict:
+    """One model x input x threads cell on every engine: setup reply + median ms + eval img/s.
+
+    The engines' repeats alternate, in a fresh random order each repeat: on a shared machine
+    the speed drifts by up to 2x within seconds, and alternation gives all the same
+    conditions; a pause before each repeat lets the others' threads go idle. The NumPy twin,
+    10-30x slower and heavy on the caches, is timed after them, alone.
     """
-    first = {e: w.call(op="setup", **cell)["first_s"] for e, w in workers.items()}
+    setup = {e: w.call(op="setup", **cell) for e, w in workers.items()}
     out = {}
     for group in ([e for e in workers if e != "numpy"], [e for e in workers if e == "numpy"]):
         steps = {e: ns.steps if e != "numpy" else max(1, ns.steps // 10) for e in group}
@@ -115,24 +199,28 @@ def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> dict:
             while time.perf_counter() - t0 < ns.warmup:
                 workers[e].call(op="steps", steps=steps[e])
         ms = {e: [] for e in group}
+        rng = random.Random(0)
         for _ in range(ns.repeats):
-            for e in group:
+            for e in rng.sample(group, len(group)):
                 time.sleep(0.05 if len(group) > 1 else 0)
                 ms[e].append(workers[e].call(op="steps", steps=steps[e])["ms"])
         for e in group:
-            out[e] = (first[e], statistics.median(ms[e]), workers[e].call(op="eval")["ips"])
+            out[e] = {**setup[e], "ms": statistics.median(ms[e]),
+                      "ips": workers[e].call(op="eval")["ips"]}
     return {e: out[e] for e in workers}
 
 
 class _Worker:
-    """One engine in a fresh process of its own (``python -m cnnvsdnn.bench.worker ENGINE``), driven
-    by JSON lines over a pipe, so that no engine's libraries or thread pools (torch's OpenMP
-    and oneDNN, numba's TBB workers) are loaded in another's process."""
+    """One engine in a fresh process of its own (``python -m cnnvsdnn.bench.worker ENGINE
+    THREADS``), driven by JSON lines over a pipe, so that no engine's libraries or thread pools
+    (torch's OpenMP and oneDNN, XLA's, numba's TBB workers) are loaded in another's process."""
 
-    def __init__(self, engine: str):
+    def __init__(self, engine: str, threads: int = 1, env: dict | None = None):
         self.engine = engine
-        self.proc = subprocess.Popen([sys.executable, "-m", "cnnvsdnn.bench.worker", engine],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "cnnvsdnn.bench.worker", engine,
+                                      str(threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True,
+                                     env=None if env is None else {**os.environ, **env})
 
     def call(self, **request) -> dict:
         try:
@@ -156,36 +244,45 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
+
+
 def _layers(model: str) -> list[dict]:
     """The model's layer list as `cnnvsdnn train model=...` composes and validates it."""
-    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers)
+    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers,
+                                  resolve=True)  # the last layer: ${n_classes:} = 10
 
 
-def _print_table(console, rows, compile_s) -> None:
-    table = Table(title="ms per training step (batch 128) and evaluation images/s; "
-                        "ratio = peer / numba (higher: ours faster)")
-    for col in ("model", "input", "threads", "numba ms", "torch ms", "numpy ms",
-                "torch/numba", "numpy/numba", "numba img/s", "torch img/s"):
+def _print_table(console, rows) -> None:
+    by = {(r["engine"], r["model"], r["input"], r["threads"]): r for r in rows}
+    present = {r["engine"] for r in rows}
+    peers = [e for e in ENGINES if e in present and e != "numba"]
+    table = Table(title="ms per training step (batch 128), from a trained state; (x) = peer ms "
+                        "/ ours (above 1: ours faster); best = the fastest peer")
+    for col in ("model", "input", "threads", "ours ms", *[f"{p} ms" for p in peers],
+                "best peer", "best / ours", "ours eval img/s", "best eval img/s"):
         table.add_column(col, justify="right", no_wrap=True)
     keys = sorted({(r["model"], r["input"], r["threads"]) for r in rows},
                   key=lambda k: (k[2], k[0], k[1]))
-    by = {(r["engine"], r["model"], r["input"], r["threads"]): r for r in rows}
-
-    def get(engine, key, field):
-        r = by.get((engine, *key))
-        return None if r is None else r[field]
-
-    def fmt(v, spec):
-        return "-" if v is None else format(v, spec)
-
     for key in keys:
-        nb, th, npy = (get(e, key, "ms_per_step") for e in ("numba", "torch", "numpy"))
-        table.add_row(key[0], key[1], str(key[2]), fmt(nb, ".3f"), fmt(th, ".3f"),
-                      fmt(npy, ".3f"), fmt(th / nb if th and nb else None, ".2f"),
-                      fmt(npy / nb if npy and nb else None, ".1f"),
-                      fmt(get("numba", key, "eval_images_per_s"), ".0f"),
-                      fmt(get("torch", key, "eval_images_per_s"), ".0f"))
+        ours = by.get(("numba", *key))
+        nb = ours["ms_per_step"] if ours else None
+        cells, best = [], None
+        for p in peers:
+            r = by.get((p, *key))
+            if r is None:
+                cells.append("-")
+                continue
+            ms = r["ms_per_step"]
+            cells.append(f"{ms:.3f}" + (f" ({ms / nb:.2f}x)" if nb else ""))
+            if p in PEERS and (best is None or ms < best["ms_per_step"]):
+                best = r
+        best_eval = max((by[(p, *key)]["eval_images_per_s"] for p in peers
+                         if p in PEERS and (p, *key) in by), default=None)
+        table.add_row(key[0], key[1], str(key[2]), "-" if nb is None else f"{nb:.3f}", *cells,
+                      best["engine"] if best else "-",
+                      f"{best['ms_per_step'] / nb:.2f}" if best and nb else "-",
+                      f"{ours['eval_images_per_s']:.0f}" if ours else "-",
+                      "-" if best_eval is None else f"{best_eval:.0f}")
     console.print(table)
-    for k, v in compile_s.items():
-        console.print(f"numba first step incl. JIT compile (or cache load), {k}: {v:.2f} s",
-                      highlight=False)

@@ -29,10 +29,12 @@ commands:
   data fetch|verify|list|export|show
                            get, check, list, export and look at the datasets
   score PREDICTIONS.npz    metrics (accuracy, per-class F1 and area ratio) of saved predictions
+  predict RUN_DIR IMAGE... a trained run's class and probabilities for PNG/JPEG images (or folders)
   summarize MULTIRUN_DIR   mean ± sd over seeds and paired CNN − DNN differences of a sweep
   report RUN_DIR... [--out DIR] | --experiment NAME
                            the study's tables (Markdown, CSV, LaTeX) and figures from runs
-  bench [--json PATH]      engine speed per training step against PyTorch and plain NumPy
+  bench [--e2e] [--json PATH]
+                           engine speed per step (and whole runs) against PyTorch and JAX
   ablation [DATASET]       the study's section 5.10 ablation over seeds (or any models)
 
 examples:
@@ -40,6 +42,8 @@ examples:
   cnnvsdnn train dataset=fashion_mnist model=dnn seed=1
   cnnvsdnn train -m model=dnn,cnn seed=0,1,2  # a sweep
   cnnvsdnn data fetch mnist fashion_mnist
+  cnnvsdnn train dataset=folder dataset.path=my_images   # class subfolders of PNG/JPEG images
+  cnnvsdnn predict outputs/runs/<run> photo.png --json
   cnnvsdnn score outputs/runs/<run>/predictions_test.npz --json
   cnnvsdnn report --experiment mnist         # train what is missing, write tables VI-VII
 

@@ -10,6 +10,7 @@ from .. import bench, data
 from ..analysis import ablation, report, summarize
 from ..errors import ConfigError
 from ..evaluation.metrics import format_split_table, load_predictions, split_metrics
+from ..run import predict
 from ..safe_io import check_output
 
 
@@ -50,12 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_data_verify)
     ls = dsub.add_parser("list", help="list datasets with status, source and size")
     ls.set_defaults(func=_data_list)
-    e = dsub.add_parser("export", help="write a decoded split as .npz (X uint8 (N,H,W,C), y)")
+    e = dsub.add_parser("export", help="write a decoded split as .npz (X uint8 (N,H,W,C), y) "
+                        "or as a folder of class subfolders of PNG images")
     e.add_argument("name", metavar="NAME")
     e.add_argument("split", choices=["train", "dev", "test", "full_train"],
                    help="train/dev as `cnnvsdnn train` splits them; full_train = the whole "
                    "official training set")
-    e.add_argument("out", metavar="OUT.npz")
+    e.add_argument("out", metavar="OUT.npz|DIR",
+                   help="an .npz file, or a new folder: DIR/<class>/<index>.png, which "
+                   "`cnnvsdnn train dataset=folder dataset.path=...` reads")
+    e.add_argument("--format", choices=["npz", "folder"],
+                   help="default: npz if OUT ends in .npz, else folder")
     e.add_argument("--seed", type=int, default=0, help="seed of the random dev split (0)")
     e.add_argument("--dev-size", type=int, default=5000, help="development images (5000)")
     e.add_argument("--dev-split", choices=["random", "last"], default="random",
@@ -78,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     sc.set_defaults(func=_score)
 
+    pr = sub.add_parser("predict", help="a trained run's class and probabilities for images",
+                        description=predict.__doc__.split("\n\n")[1].replace("\n", " "))
+    predict.add_arguments(pr)
+    pr.set_defaults(func=predict.run)
+
     sm = sub.add_parser("summarize", help="statistics over the seeds of a sweep",
                         description=summarize.__doc__.split("\n\n")[0])
     summarize.add_arguments(sm)
@@ -90,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_arguments(rp)
     rp.set_defaults(func=report.run)
 
-    b = sub.add_parser("bench", help="engine speed against PyTorch and the NumPy twin",
+    b = sub.add_parser("bench", help="engine speed against PyTorch, JAX and the NumPy twin",
                        description=bench.__doc__.split("\n\n", 1)[1])
     bench.add_arguments(b)
     b.set_defaults(func=bench.run)
@@ -118,9 +129,11 @@ def _data_list(ns) -> int:
 
 
 def _data_export(ns) -> int:
-    check_output(ns.out, force=ns.force, what="export file", flag="OUT")
-    data.export(ns.name, ns.split, ns.out, dev_size=ns.dev_size, mode=ns.dev_split,
-                seed=ns.seed, verify=not ns.no_verify)
+    if ns.format == "npz" or (ns.format is None and str(ns.out).endswith(".npz")):
+        check_output(ns.out, force=ns.force, what="export file", flag="OUT")
+    out = data.export(ns.name, ns.split, ns.out, dev_size=ns.dev_size, mode=ns.dev_split,
+                      seed=ns.seed, verify=not ns.no_verify, fmt=ns.format)
+    print(f"wrote {out}")
     return 0
 
 

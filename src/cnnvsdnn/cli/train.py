@@ -11,11 +11,13 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 
-from ..config import compose_config, conf_dir, config_error_line, register_schemas, sweep_dir_of
+from ..config import compose_job, conf_dir, config_error_line, register_schemas
 from ..errors import CnnvsdnnError, ConfigError
 from ..run import train
 from ..run.files import check_not_foreign, check_not_foreign_sweep, check_run_dir, lock_run_dir
+from . import sweep
 
 # Hydra's own flags that take a value (the value is not an override).
 _HYDRA_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
@@ -50,17 +52,27 @@ def train_command(args: list[str]) -> int:
     sys.argv = ["cnnvsdnn train", *args]
     try:
         _hydra_task()
+        code = 0
     except SystemExit as ex:  # our one-line errors inside the job, or Hydra's own exit
-        return ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
+        code = ex.code if isinstance(ex.code, int) else (0 if ex.code is None else 1)
+    except KeyboardInterrupt:
+        if not sweep.started():
+            raise
+        print("cnnvsdnn: interrupted", file=sys.stderr)
+        code = 130
     finally:
         sys.argv = saved
-    return 0
+    return sweep.report(code)  # after a sweep: every point's state; 1 if one is not done
 
 
-def run_job(cfg) -> float:
-    """The job Hydra runs (once per sweep point): a thin wrapper around ``run.train``."""
+def run_job(cfg):
+    """The job Hydra runs (once per sweep point): a thin wrapper around ``run.train``; a sweep's
+    point reports how it ended instead of ending the process (cli/sweep.py)."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return sweep.run_point(cfg, run_dir)
+        return train(cfg, run_dir)
     except CnnvsdnnError as ex:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -98,7 +110,6 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as ex:
         raise ConfigError(config_error_line(ex)) from ex
-    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     out = [o.value() for o in parsed if o.get_key_element() == key]
     if out and not isinstance(out[-1], str):
@@ -110,20 +121,16 @@ def _precheck(overrides: list[str], multirun: bool) -> None:
     if out:  # the default directories are new ones, named by the time
         (check_not_foreign_sweep if multirun else check_not_foreign)(Path(out[-1]), key)
     if not multirun:
-        cfg = compose_config(own)
+        cfg, _ = compose_job(overrides, multirun=False)
         if out:
             lock_run_dir(Path(out[-1]))
             check_run_dir(Path(out[-1]), cfg)
         return
-    if out:
+    combos = [list(combo) for combo in itertools.islice(_sweep(parsed), _MAX_PRECHECK)]
+    points = [compose_job(combo, multirun=True, job_num=num) for num, combo in enumerate(combos)]
+    if out:  # a sweep directory that may hold runs already: refuse before Hydra writes
         lock_run_dir(Path(out[-1]))  # one sweep at a time in a sweep directory
-    for num, combo in enumerate(itertools.islice(_sweep(parsed), _MAX_PRECHECK)):
-        own = [o for o in combo if not o.lstrip("+~").startswith("hydra")]
-        cfg = compose_config(own)
-        if out:  # a sweep directory that may hold runs already: refuse before Hydra writes
-            run_dir = sweep_dir_of(combo, num)
-            check_not_foreign(run_dir, "a sweep point's directory")
-            check_run_dir(run_dir, cfg)
+        sweep.check_run_dirs(combos, points)  # kept, resumed or new with train.resume=true
 
 
 def _sweep(parsed) -> itertools.product:

@@ -3,12 +3,12 @@
 
 from .compose import (
            compose_config,
+           compose_job,
            conf_dir,
            config_diff,
            config_error_line,
            flat_config,
            register_schemas,
-           sweep_dir_of,
 )
 from .schema import (
            NOT_A_RESULT,
@@ -24,5 +24,5 @@ from .validate import ENGINES, validate
 
 __all__ = ["ENGINES", "NOT_A_RESULT", "SAME_RESULT", "Config", "DevSplit", "compose_config",
            "conf_dir", "config_diff", "config_error_line", "default_of", "flat_config",
-           "keys_affecting", "register_schemas", "sweep_dir_of", "unused_keys", "validate",
+           "compose_job", "keys_affecting", "register_schemas", "unused_keys", "validate",
            "with_defaults"]

@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ..data import dataset_info
 from ..errors import ConfigError
 from .schema import NOT_A_RESULT, Config, unused_keys, with_defaults
 from .validate import validate
@@ -31,10 +32,21 @@ def conf_dir() -> Path:
     )
 
 
+def n_classes(*, _root_) -> int:
+    """``${n_classes:}`` in a model's last layer: the classes of the config's dataset (10 for
+    the built-in sets; what a folder or .npz holds), so a resolved config says the number."""
+    return dataset_info(_root_.dataset).n_classes
+
+
 def register_schemas() -> None:
     """Make the schema known to Hydra (``defaults: [schema, ...]`` in conf/config.yaml)."""
     # One schema for the whole tree: each group's YAML is merged into its typed node.
     ConfigStore.instance().store(name="schema", node=Config)
+    OmegaConf.register_new_resolver("n_classes", n_classes, replace=True)
+
+
+# At import too: a launcher's worker process resolves configs without calling the above.
+OmegaConf.register_new_resolver("n_classes", n_classes, replace=True)
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -52,9 +64,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def sweep_dir_of(overrides: list[str], job_num: int) -> Path:
-    """The directory Hydra gives job ``job_num`` of a multirun with these overrides
-    (``hydra.sweep.dir`` / ``hydra.sweep.subdir``, resolved as the launcher will)."""
+def compose_job(overrides: list[str], multirun: bool, job_num: int = 0) -> tuple[DictConfig, Path]:
+    """The validated config of one job with these overrides (Hydra's own included) and the
+    directory Hydra will give it: ``hydra.run.dir``, or for job ``job_num`` of a multirun
+    ``hydra.sweep.dir``/``hydra.sweep.subdir``, resolved as Hydra resolves them. Composing
+    Hydra's own config also checks its overrides: a one-line ConfigError for a bad one."""
     register_schemas()
     GlobalHydra.instance().clear()
     try:
@@ -62,11 +76,15 @@ def sweep_dir_of(overrides: list[str], job_num: int) -> Path:
             cfg = compose("config", overrides=overrides, return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.job.num = job_num
-        return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir) if multirun \
+                else Path(cfg.hydra.run.dir)
+            del cfg["hydra"]
     except Exception as ex:
         raise ConfigError(config_error_line(ex)) from ex
     finally:
         GlobalHydra.instance().clear()
+    validate(cfg)
+    return cfg, run_dir
 
 
 def config_error_line(ex: BaseException) -> str:

@@ -78,6 +78,11 @@ class Init(enum.Enum):
 class DatasetConfig:
     name: str = "mnist"
     steps: int = 2000  # the study's number of training steps for this dataset
+    # dataset=folder|npz only (conf/dataset/folder.yaml explains them). null elsewhere, so a
+    # built-in set's resolved config compares equal to one written before these keys existed.
+    path: str | None = None  # the folder of class subfolders, or the .npz file
+    size: Any = None  # folder: resize every image to N×N (N) or [H, W]; null: keep the size
+    test_fraction: float | None = None  # share of each class drawn for testing if no test split
 
 
 @dataclass

@@ -7,7 +7,9 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.registry import DATASETS
+from ..data import DATASETS, dataset_info
+from ..data.custom import KINDS
+from ..data.custom import options as dataset_options
 from ..engines.layer_types import network
 from ..errors import ConfigError
 from .schema import default_of
@@ -18,10 +20,12 @@ KERAS_PROTOCOLS = ("study", "ours")
 
 def validate(cfg: DictConfig) -> None:
     """Raise a one-line ConfigError for the first value that makes no sense."""
-    if cfg.dataset.name not in DATASETS:
+    if cfg.dataset.name not in (*DATASETS, *KINDS):
         raise ConfigError(
-            f"unknown dataset {cfg.dataset.name!r}; choose one of {', '.join(DATASETS)}"
+            f"unknown dataset {cfg.dataset.name!r}; choose one of {', '.join(DATASETS)}, "
+            f"folder (dataset.path=DIR) or npz (dataset.path=FILE)"
         )
+    dataset_options(cfg.dataset)  # the keys of dataset=folder|npz, before any data is read
     if cfg.engine.name not in ENGINES:
         raise ConfigError(f"unknown engine {cfg.engine.name!r}; choose one of {', '.join(ENGINES)}")
     if cfg.engine.name == "keras":
@@ -47,11 +51,14 @@ def validate(cfg: DictConfig) -> None:
             f"train.eval_every={t.eval_every} is larger than train.steps={t.steps}, so the "
             f"development set would never be evaluated; lower train.eval_every"
         )
-    info = DATASETS[cfg.dataset.name]
+    # a built-in set's info is a table entry; a folder's or .npz's comes from its data
+    # (decoded into the cache the first time, so bad data stops the run here)
+    info = dataset_info(cfg.dataset)
     if t.dev_size >= info.n_train:
         raise ConfigError(
             f"train.dev_size={t.dev_size} leaves no training images ({cfg.dataset.name} has "
-            f"{info.n_train}); choose a smaller train.dev_size"
+            f"{info.n_train}); choose a smaller train.dev_size, e.g. "
+            f"train.dev_size={max(1, info.n_train // 5)}"
         )
     if t.batch_size > info.n_train - t.dev_size:
         raise ConfigError(

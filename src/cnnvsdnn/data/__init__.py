@@ -1,14 +1,19 @@
 """Datasets: find or fetch the official files, verify them, decode them to uint8 arrays, cache.
 
-``load_dataset(name)`` is all the training loop needs; ``fetch``, ``verify``, ``list_status``,
-``export`` and ``show`` do the work of the ``cnnvsdnn data`` commands. Where files come from is
-in :mod:`cnnvsdnn.data.sources`, how they are decoded in :mod:`cnnvsdnn.data.readers`, what each
-dataset is in :mod:`cnnvsdnn.data.registry`, the decoded cache in :mod:`cnnvsdnn.data.cache`.
+``load_splits(dataset)`` is all the training loop needs; ``dataset_info(dataset)`` what config
+validation needs; ``fetch``, ``verify``, ``list_status``, ``export`` and ``show`` do the work
+of the ``cnnvsdnn data`` commands. ``dataset`` is a built-in name or a dataset config node
+(``cfg.dataset``: ``name``, and for the user's own ``folder`` or ``npz`` its ``path``, ``size``,
+``test_fraction``). Where files come from is in :mod:`cnnvsdnn.data.sources`, how they are
+decoded in :mod:`cnnvsdnn.data.readers`, what each dataset is in
+:mod:`cnnvsdnn.data.registry`, the decoded cache in :mod:`cnnvsdnn.data.cache`, the user's
+folders and .npz files in :mod:`cnnvsdnn.data.custom` and :mod:`cnnvsdnn.data.folders`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -18,8 +23,8 @@ import numpy as np
 from ..errors import CnnvsdnnError, ConfigError, DataError
 from ..evaluation.figures import plot_image_grid
 from ..safe_io import atomic_write
-from ..ui import warn
-from . import cache, readers, sources
+from ..ui import counting, warn
+from . import cache, custom, folders, readers, sources
 from .display import print_fetched, print_status, print_verify
 from .registry import DATASETS, DatasetInfo
 
@@ -46,12 +51,18 @@ def data_dir() -> Path:
     return Path(os.environ.get("CNNVSDNN_DATA_DIR") or "~/.cache/cnnvsdnn").expanduser()
 
 
-def dataset_info(name: str) -> DatasetInfo:
+def dataset_info(dataset: str | Mapping) -> DatasetInfo:
+    """A built-in dataset's info from the table; a user's folder or .npz's from its cache
+    (decoded into it the first time)."""
+    opts = custom.options(dataset) if isinstance(dataset, Mapping) else None
+    if opts is not None:
+        return custom.describe(opts, data_dir())
+    name = str(dataset["name"]) if isinstance(dataset, Mapping) else dataset
     try:
         return DATASETS[name]
     except KeyError:
         raise ConfigError(f"unknown dataset {name!r}; choose one of "
-                          f"{', '.join(DATASETS)}") from None
+                          f"{', '.join([*DATASETS, *custom.KINDS])}") from None
 
 
 def _cache_usable(manifest: dict, ddir: Path, info: DatasetInfo, verify: bool) -> bool:
@@ -65,15 +76,21 @@ def _cache_usable(manifest: dict, ddir: Path, info: DatasetInfo, verify: bool) -
     return all(str(p.resolve()) in recorded for p in sources.user_files(ddir, info))
 
 
-def load_dataset(name: str, verify: bool = True, mirror: str | None = None,
+def load_dataset(dataset: str | Mapping, verify: bool = True, mirror: str | None = None,
                  progress: bool = True) -> Dataset:
-    """The dataset ``name``, fetched if missing, verified, and cached as ``.npy`` arrays.
+    """The dataset (a built-in name or a dataset config node), fetched if missing, verified,
+    and cached as ``.npy`` arrays.
 
     A second call reads the cache (each array checked by sha256; a damaged one is rebuilt,
     never used). ``verify=False`` accepts files whose checksum differs (user-made copies) with a
     warning. ``mirror`` is a base URL tried before the official hosts (default
     ``$CNNVSDNN_MIRROR``). Raises DataError (one line) when no source works or a file is bad.
     """
+    opts = custom.options(dataset) if isinstance(dataset, Mapping) else None
+    if opts is not None:
+        info, arrays, source = custom.load(opts, data_dir(), progress)
+        return Dataset(opts.kind, info, **arrays, source=source)
+    name = str(dataset["name"]) if isinstance(dataset, Mapping) else dataset
     info = dataset_info(name)
     ddir = data_dir() / name
     manifest = cache.read_manifest(ddir)
@@ -126,19 +143,19 @@ class Splits(NamedTuple):
     test: tuple
 
 
-def load_splits(name: str, dev_size: int = 5000, dev_mode: str = "random", seed: int = 0,
-                verify: bool = True, mirror: str | None = None, progress: bool = True,
-                cifar10_decode: str = "planar") -> Splits:
+def load_splits(dataset: str | Mapping, dev_size: int = 5000, dev_mode: str = "random",
+                seed: int = 0, verify: bool = True, mirror: str | None = None,
+                progress: bool = True, cifar10_decode: str = "planar") -> Splits:
     """The official training set split into train and dev by :func:`dev_split`, and the test
-    set, with int64 labels (what the training loop needs). ``cifar10_decode="study"``: CIFAR-10
-    images as the study's code decoded them (:func:`readers.cifar10_study_decode`), in every
-    split; other datasets ignore it."""
+    set, with int64 labels (what the training loop needs). ``dataset``: a built-in name or
+    ``cfg.dataset``. ``cifar10_decode="study"``: CIFAR-10 images as the study's code decoded
+    them (:func:`readers.cifar10_study_decode`), in every split; other datasets ignore it."""
     if cifar10_decode not in readers.CIFAR10_DECODES:
         raise ConfigError(f"data.cifar10_decode={cifar10_decode!r} is not one of "
                           f"{', '.join(readers.CIFAR10_DECODES)}")
-    ds = load_dataset(name, verify=verify, mirror=mirror, progress=progress)
+    ds = load_dataset(dataset, verify=verify, mirror=mirror, progress=progress)
     train_X, test_X = ds.train_X, ds.test_X
-    if name == "cifar10" and cifar10_decode == "study":
+    if ds.info.name == "cifar10" and cifar10_decode == "study":
         train_X, test_X = readers.cifar10_study_decode(train_X), \
             readers.cifar10_study_decode(test_X)
     train_idx, dev_idx = dev_split(ds.train_y.size, dev_size, mode=dev_mode, seed=seed)
@@ -209,16 +226,23 @@ def list_status(print_table: bool = True) -> list[dict]:
     return rows
 
 
-def export(name: str, split: str, out_npz, dev_size: int = 5000, mode: str = "random",
-           seed: int = 0, verify: bool = True) -> Path:
-    """Write one decoded split to ``out_npz``: ``X`` uint8 (N,H,W,C), ``y`` uint8 (N,).
+def export(name: str, split: str, out, dev_size: int = 5000, mode: str = "random",
+           seed: int = 0, verify: bool = True, fmt: str | None = None) -> Path:
+    """Write one decoded split to ``out``: an ``.npz`` with ``X`` uint8 (N,H,W,C), ``y`` uint8
+    (N,), or a folder of class subfolders of PNG images (``out/<class>/<index>.png``, see
+    :func:`folders.write_folder`), which ``dataset=folder`` reads back in the same order.
 
+    ``fmt``: ``npz`` or ``folder``; by default ``npz`` if ``out`` ends in ``.npz``, else folder.
     ``split`` is train, dev or test; train and dev are the official training set split by
     :func:`dev_split` (``dev_size``, ``mode``, ``seed``: default the 5000 random with seed 0);
     ``full_train`` is the whole official training set.
     """
     if split not in ("train", "dev", "test", "full_train"):
         raise ConfigError(f"split {split!r} is not one of train, dev, test, full_train")
+    out = Path(out)
+    fmt = fmt or ("npz" if out.suffix.lower() == ".npz" else "folder")
+    if fmt not in ("npz", "folder"):
+        raise ConfigError(f"format {fmt!r} is not one of npz, folder")
     ds = load_dataset(name, verify=verify)
     if split == "test":
         X, y = ds.test_X, ds.test_y
@@ -228,7 +252,9 @@ def export(name: str, split: str, out_npz, dev_size: int = 5000, mode: str = "ra
         tr, dv = dev_split(len(ds.train_y), dev_size, mode, seed)
         idx = tr if split == "train" else dv
         X, y = ds.train_X[idx], ds.train_y[idx]
-    out = Path(out_npz)
+    if fmt == "folder":
+        with counting(len(X), f"writing {len(X)} PNG images into {out}") as bar:
+            return folders.write_folder(X, y, list(ds.info.classes), out, progress=bar)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

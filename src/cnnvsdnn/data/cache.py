@@ -33,9 +33,10 @@ def file_stamp(path: Path) -> list:
 
 
 def save(dataset_dir: Path, arrays: dict[str, np.ndarray], source: str, inputs: list[Path],
-         verified: bool) -> None:
+         verified: bool, extra: dict | None = None) -> None:
     """Write the arrays and then the manifest (last, so a half-written cache has none).
-    A failure (a full disk) is a CnnvsdnnError and leaves no temporary file."""
+    A failure (a full disk) is a CnnvsdnnError and leaves no temporary file.
+    ``extra``: more manifest fields (the user's datasets record their fingerprints there)."""
     d = cache_dir(dataset_dir)
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def save(dataset_dir: Path, arrays: dict[str, np.ndarray], source: str, inputs: 
         sums[key] = hashlib.sha256(data).hexdigest()
         atomic_write(d / f"{key}.npy", lambda f, b=data: f.write(b))  # pid-named temp file
     manifest = {"source": source, "verified": verified, "sha256": sums,
-                "inputs": [file_stamp(p) for p in inputs]}
+                "inputs": [file_stamp(p) for p in inputs], **(extra or {})}
     write_text(d / MANIFEST, json.dumps(manifest, indent=1))
 
 

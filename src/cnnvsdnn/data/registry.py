@@ -17,7 +17,8 @@ IDX_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """One dataset: image shape (H, W, C), class names, official sizes and file names."""
+    """One dataset: image shape (H, W, C), class names, official sizes and file names (for a
+    user's folder or .npz: what its data hold, see data/custom.py)."""
 
     name: str
     shape: tuple[int, int, int]
@@ -29,6 +30,9 @@ class DatasetInfo:
     format: str  # idx | cifar10 | svhn: which reader decodes the files
     urls: list[str] = field(default_factory=list)  # base URLs serving ``files``, tried in order
     system_dirs: list[str] = field(default_factory=list)  # OS packages shipping the files
+    # dataset=folder|npz (data/custom.py): the user's path and the sha256 of its content
+    path: str = ""
+    sha256: str = ""
 
 
 DATASETS: dict[str, DatasetInfo] = {

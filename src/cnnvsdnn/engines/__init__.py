@@ -4,9 +4,10 @@
   the plain-NumPy definition, and the peers' equivalents) every engine builds from;
 - ``base.py``: the interface an engine implements (``Engine``) and Adam's settings;
 - ``numba/``: ours; ``numpy_twin.py``: the plain-NumPy twin; ``keras.py``: the reference column;
-  ``torch.py``: PyTorch, a peer for ``cnnvsdnn bench`` and the cross-checks.
+  ``torch.py``: PyTorch and ``jax.py``: JAX, the peers of ``cnnvsdnn bench`` and the
+  cross-checks.
 
-:func:`create` imports an engine's module on first use, so TensorFlow and PyTorch load only for
+:func:`create` imports an engine's module on first use, so TensorFlow, PyTorch and JAX load only for
 the runs that ask for them.
 """
 
@@ -23,6 +24,7 @@ ENGINES = {
     "numba": ("cnnvsdnn.engines.numba", "NumbaEngine"),
     "keras": ("cnnvsdnn.engines.keras", "KerasEngine"),
     "torch": ("cnnvsdnn.engines.torch", "TorchEngine"),
+    "jax": ("cnnvsdnn.engines.jax", "JaxEngine"),
     "numpy": ("cnnvsdnn.engines.numpy_twin", "NumpyEngine"),
 }
 

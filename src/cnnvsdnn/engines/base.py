@@ -65,6 +65,19 @@ class AdamSettings:
         return self.eps if self.eps_sign == "plus" else -self.eps
 
 
+def split_flat(net: Network, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """One flat float32 vector in storage order (as ``Engine.flat_params`` and the numba
+    engine's Adam moments hold them) as named arrays shaped as ``Network.param_shapes()``."""
+    out, off = {}, 0
+    for name, shape in net.param_shapes().items():
+        n = int(np.prod(shape))
+        out[name] = np.asarray(flat[off:off + n], np.float32).reshape(shape)
+        off += n
+    if off != np.size(flat):
+        raise ConfigError(f"{np.size(flat)} values do not fit the network's {off} parameters")
+    return out
+
+
 class Engine(ABC):
     """Train and evaluate one network. Images come in as uint8 (N, H, W, C) and are scaled by
     1/255 inside the engine; labels are int64 class indices."""
@@ -114,3 +127,8 @@ class Engine(ABC):
     def info(self) -> dict:
         """What ``metrics.json`` records of the engine beyond its name."""
         return {"threads": self.threads, "engine_revision": self.revision}
+
+    def about(self) -> tuple[str | None, str | None]:
+        """(one line saying what computes the engine, a warning when that is a slow fallback);
+        either may be None."""
+        return None, None

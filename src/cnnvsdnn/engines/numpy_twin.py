@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .base import AdamSettings, Engine
+from .base import AdamSettings, Engine, split_flat
 from .layer_types import Network, network
 
 
@@ -105,3 +105,9 @@ class NumpyEngine(Engine):
 
     def layer_params(self):
         return self.params
+
+    def load_state(self, state):
+        """Parameters and Adam's moments and step from the numba engine's ``state()``."""
+        self.params, self.m, self.v = (split_flat(self.net, state[k])
+                                       for k in ("params", "adam_m", "adam_v"))
+        self.t = int(state["adam_t"])

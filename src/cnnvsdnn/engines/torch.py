@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Engine
+from .base import Engine, split_flat
 from .layer_types import Network, network
 
 VARIANTS = ("eager", "fused", "compile")
@@ -111,7 +111,7 @@ class TorchEngine(Engine):
         loss.backward()
         self.opt.step()
         acc = (z.detach().argmax(1) == yt).float().mean()
-        return float(loss), float(acc)
+        return loss.item(), acc.item()
 
     def predict_proba(self, X, chunk=1000):
         torch = self.torch
@@ -126,5 +126,31 @@ class TorchEngine(Engine):
     def layer_params(self):
         return torch_params(self.net, self.model)
 
+    def load_state(self, state):
+        """Parameters and Adam's moments and step from another engine's ``state()`` (the
+        bench starts every engine from the same trained state)."""
+        torch = self.torch
+        named = {k: split_flat(self.net, state[k]) for k in ("params", "adam_m", "adam_v")}
+
+        def tensor(a):  # ours -> PyTorch's layout (a dense weight is (out, in) there)
+            return torch.from_numpy(np.ascontiguousarray(a.T if a.ndim == 2 else a))
+
+        with torch.no_grad():
+            for i, (t, m) in enumerate(zip(self.net.types(), self.model)):
+                for p, key in ((getattr(m, "weight", None), "w"), (getattr(m, "bias", None), "b")):
+                    name = f"{i}.{t.name}.{key}"
+                    if p is None or name not in named["params"]:
+                        continue
+                    p.copy_(tensor(named["params"][name]))
+                    self.opt.state[p] = {
+                        "step": torch.tensor(float(state["adam_t"]), dtype=torch.float32),
+                        "exp_avg": tensor(named["adam_m"][name]).clone(),
+                        "exp_avg_sq": tensor(named["adam_v"][name]).clone()}
+
     def info(self):
         return {**super().info(), "variant": self.variant, "torch": self.torch.__version__}
+
+    def about(self):
+        how = {"eager": "Adam()", "fused": "Adam(fused=True)",
+               "compile": "torch.compile, Adam(fused=True)"}[self.variant]
+        return f"PyTorch {self.torch.__version__}: {how}, {self.threads} threads", None

@@ -1,5 +1,7 @@
-"""Figures: the study's training curves (figures 8-16), a per-class F1 comparison, and values
-over seeds with their means and intervals (``summarize``, the ablation).
+"""Figures: the study's training curves (figures 8-16), a per-class F1 comparison, values over
+seeds with their means and intervals (``summarize``, the ablation), and of one run's test
+predictions: the per-class cumulative gains curves with the areas the area ratio compares (the
+study's Fig. 4), the confusion matrix and the most confident mistakes.
 
 Built on ``matplotlib.figure.Figure`` directly (not pyplot), so no display, no global state and
 no backend choice are involved: ``Figure.savefig`` renders with Agg. matplotlib is imported on
@@ -15,7 +17,9 @@ import numpy as np
 from ..errors import CnnvsdnnError
 from ..safe_io import atomic_write
 
-__all__ = ["moving_average", "plot_f1_comparison", "plot_over_seeds", "plot_training"]
+__all__ = ["gains_area_ratio", "gains_curve", "moving_average", "plot_confusion",
+           "plot_f1_comparison", "plot_gains", "plot_image_grid", "plot_mistakes",
+           "plot_over_seeds", "plot_training"]
 
 _TRAIN = "#1f77b4"
 _DEV = "#d62728"
@@ -194,4 +198,213 @@ def plot_image_grid(rows: list[np.ndarray], row_labels: list[str], out_png: str 
                     ax.imshow(img)
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(title)
+    return _save(fig, out_png)
+
+
+# ------------------------------------------------------------------------------ predictions
+def gains_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cumulative gains ("lift") curve of one class, as vertices (x, y): the images sorted
+    by ``scores``, highest first; y = how many ``positive`` ones are among the first x.
+
+    Images with tied scores have no order among them: their stretch of the curve is one straight
+    segment (its area counts each tie half, as :func:`cnnvsdnn.evaluation.metrics.area_ratio`
+    does)."""
+    scores = np.asarray(scores)
+    order = np.argsort(-scores, kind="stable")
+    s, hits = scores[order], np.cumsum(np.asarray(positive)[order])
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # the last image of each tied run
+    return np.r_[0, ends + 1].astype(np.float64), np.r_[0, hits[ends]].astype(np.float64)
+
+
+def gains_area_ratio(x: np.ndarray, y: np.ndarray) -> float:
+    """AR = (area model − area baseline) / (area best − area baseline) of a gains curve from
+    :func:`gains_curve`: the baseline is the diagonal to (N, P), the best curve rises with slope
+    1 to (P, P) and stays there (docs/method.md, section 6). 0 without positives or negatives.
+    """
+    n, p = float(x[-1]), float(y[-1])
+    if p == 0 or p == n:
+        return 0.0
+    model = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))  # trapezoids
+    base, best = n * p / 2, p * p / 2 + (n - p) * p
+    return (model - base) / (best - base)
+
+
+_GAINS_MAX_PANELS = 20
+
+
+def plot_gains(probs: np.ndarray, labels: np.ndarray, classes: list[str], out_png: str | Path,
+               title: str) -> tuple[Path, list[float]]:
+    """One panel per class (the study's Fig. 4): the model's cumulative gains curve, the
+    baseline (random order) and the best curve, the area between model and baseline shaded
+    blue and the area between best and model red; AR = blue / (blue + red), printed on each
+    panel. Beyond 20 classes the 20 of lowest AR are drawn. Returns (path, AR of every class).
+    """
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    k = probs.shape[1]
+    curves = [gains_curve(probs[:, j], labels == j) for j in range(k)]
+    ars = [gains_area_ratio(x, y) for x, y in curves]
+    shown = list(range(k)) if k <= _GAINS_MAX_PANELS else \
+        sorted(np.argsort(ars, kind="stable")[:_GAINS_MAX_PANELS].tolist())
+    cols = min(5, len(shown))
+    rows = -(-len(shown) // cols)
+    w, h = 2.6 * cols + 0.7, 2.55 * rows + 1.4
+    # a fixed layout: constrained layout draws the figure twice, doubling ~20 axes' cost
+    fig = _figure(figsize=(w, h))
+    fig.subplots_adjust(left=0.6 / w, right=1 - 0.15 / w, top=1 - 0.75 / h, bottom=0.85 / h,
+                        wspace=0.12, hspace=0.3)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    for ax, j in zip(axes.flat, shown):
+        x, y = curves[j]
+        n, p = x[-1], y[-1]
+        if p == 0:
+            ax.text(0.5, 0.5, "no test images\nof this class", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9)
+        else:
+            # shares, so every class's panel has the same axes. Drawn through at most ~800
+            # of the curve's vertices (under a pixel apart; the AR uses them all)
+            keep = np.unique(np.searchsorted(x, np.linspace(0, n, 800)))
+            _draw_gains(ax, x, y, x[np.minimum(keep, x.size - 1)])
+            if ars[j] > 0.9:  # best − model is too thin to see: zoom in on it
+                _zoom_gains(ax, x, y)
+        ax.set_title(f"{classes[j]}: AR = {ars[j]:.4f}", fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(True, alpha=0.25)
+    for ax in axes[-1]:
+        ax.set_xlabel("share of test images taken", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of the class found", fontsize=9)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=_TRAIN, lw=1.4, label="model (by its probability)"),
+               Line2D([], [], color="0.45", lw=1, ls="--", label="baseline (random order)"),
+               Line2D([], [], color="black", lw=1, ls=":", label="best (the class first)"),
+               Patch(color=_TRAIN, alpha=0.35, label="model − baseline"),
+               Patch(color=_DEV, alpha=0.5, label="best − model (insets: zoomed in)")]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    more = f"; the {len(shown)} classes of lowest AR of {k}" if len(shown) < k else ""
+    fig.suptitle(f"{title}\ncumulative gains per class; AR = (model − baseline) / (best − "
+                 f"baseline) areas{more}", fontsize=11)
+    return _save(fig, out_png), ars
+
+
+def _draw_gains(ax, x, y, xs) -> None:
+    """Model, baseline and best curve of one class in shares, the areas between them shaded,
+    through the vertices ``xs`` of the curve (x, y) plus the best curve's corner (P, P)."""
+    n, p = x[-1], y[-1]
+    xs = np.union1d(xs, [0, p, n])
+    fx, fy = xs / n, np.interp(xs, x, y) / p
+    ax.fill_between(fx, fx, fy, color=_TRAIN, alpha=0.35, lw=0)
+    ax.fill_between(fx, fy, np.minimum(xs / p, 1.0), color=_DEV, alpha=0.5, lw=0)
+    ax.plot([0, 1], [0, 1], color="0.45", lw=1, ls="--")
+    ax.plot([0, p / n, 1], [0, 1, 1], color="black", lw=1, ls=":")
+    ax.plot(fx, fy, color=_TRAIN, lw=1.4)
+
+
+def _zoom_gains(ax, x, y) -> None:
+    """An inset on the stretch holding most of the best − model area (by all the vertices)."""
+    from matplotlib.ticker import MaxNLocator
+
+    n, p = x[-1], y[-1]
+    xs = np.union1d(x, [p])
+    gap = np.minimum(xs / p, 1.0) - np.interp(xs, x, y) / p  # best − model, in shares
+    area = np.r_[0, np.cumsum((gap[1:] + gap[:-1]) / 2 * np.diff(xs))]
+    if area[-1] <= 0:
+        return
+    lo = xs[max(np.searchsorted(area, 0.02 * area[-1]) - 1, 0)]
+    hi = xs[min(np.searchsorted(area, 0.9 * area[-1]), xs.size - 1)]
+    y_lo = max(0.0, 1 - 1.3 * gap.max())
+    lo = max(lo, y_lo * p)  # left of this both curves lie below the inset's y range
+    hi = max(hi, lo + 2)
+    inset = ax.inset_axes([0.4, 0.07, 0.56, 0.5])
+    _draw_gains(inset, x, y, x[(x >= lo) & (x <= hi)])
+    inset.set_xlim(lo / n, hi / n)
+    inset.set_ylim(y_lo, 1 + 0.05 * (1 - y_lo))
+    inset.tick_params(labelsize=6, length=2, pad=1)
+    for axis in (inset.xaxis, inset.yaxis):
+        axis.set_major_locator(MaxNLocator(3))
+    inset.set_facecolor("white")
+
+
+def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
+                   out_png: str | Path, title: str) -> Path:
+    """The confusion matrix of the predicted classes (argmax): rows the true class, columns the
+    predicted one, each cell's count written in it (up to 30 classes). Colour is the share of
+    its row on a square-root scale, so the few mistakes show beside a full diagonal."""
+    from matplotlib.colors import PowerNorm
+
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    k = probs.shape[1]
+    cm = np.zeros((k, k), np.int64)
+    np.add.at(cm, (labels, probs.argmax(1)), 1)
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    side = min(max(4.5, 0.55 * k + 2.5), 14)
+    fig = _figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(share, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
+    if k <= 30:
+        size = 9 if k <= 12 else 7 if k <= 20 else 5.5
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=size,
+                            color="white" if share[i, j] > 0.45 else "black")
+    ticks = range(k) if k <= 40 else range(0, k, max(1, k // 20))
+    long = max(map(len, classes), default=0) > 3
+    ax.set_xticks(list(ticks), [classes[i] for i in ticks], rotation=45 if long else 0,
+                  ha="right" if long else "center", fontsize=9)
+    ax.set_yticks(list(ticks), [classes[i] for i in ticks], fontsize=9)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class (square-root scale)")
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{title}\nconfusion matrix of the {cm.sum()} test images (accuracy "
+                 f"{acc:.4f})", fontsize=11)
+    return _save(fig, out_png)
+
+
+def plot_mistakes(X: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str],
+                  out_png: str | Path, title: str, n: int = 24) -> Path:
+    """The ``n`` test images the model got wrong with the highest probability, most
+    confident first, each with its true class and the predicted class and probability.
+    Drawn as one mosaic in one axes (24 axes would take seconds to lay out)."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    pred = probs.argmax(1)
+    conf = probs[np.arange(len(pred)), pred]
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
+    cols = 8 if len(wrong) > 12 else max(len(wrong), 4)
+    rows = max(1, -(-len(wrong) // cols))
+    h, w, c = X.shape[1:]
+    gap, cap = max(2, round(0.4 * w)), max(4, round(0.45 * h))  # pixels beside, above a tile
+    mosaic = np.full((rows * (h + cap), cols * (w + gap) + gap, 3), 255, np.uint8)
+    for t, i in enumerate(wrong):
+        r, q = divmod(t, cols)
+        y0, x0 = r * (h + cap) + cap, q * (w + gap) + gap
+        mosaic[y0:y0 + h, x0:x0 + w] = X[i] if c == 3 else np.repeat(X[i], 3, axis=2)
+    inch = 1.15 / h  # a tile 1.15 inches tall; the figure keeps the pixels square
+    aw, ah = mosaic.shape[1] * inch, mosaic.shape[0] * inch
+    fw, fh = max(aw + 0.2, 6.0), ah + 0.85
+    fig = _figure(figsize=(fw, fh))
+    ax = fig.add_axes([(fw - aw) / 2 / fw, 0.12 / fh, aw / fw, ah / fh])
+    ax.imshow(mosaic, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+
+    def short(name: str) -> str:
+        return name if len(name) <= 14 else name[:13] + "…"
+
+    for t, i in enumerate(wrong):
+        r, q = divmod(t, cols)
+        ax.text(q * (w + gap) + gap + w / 2, r * (h + cap) + cap - 0.5,
+                f"true {short(classes[labels[i]])}\npred {short(classes[pred[i]])} "
+                f"({conf[i]:.2f})", ha="center", va="bottom", fontsize=7.5, color="#b00000",
+                linespacing=1.1)
+    what = (f"the {len(wrong)} most confident mistakes of {int((pred != labels).sum())} on the "
+            f"test set (true class, predicted class and its probability)" if len(wrong) else
+            "no mistakes on the test set")
+    fig.suptitle(f"{title}\n{what}", fontsize=10)
     return _save(fig, out_png)

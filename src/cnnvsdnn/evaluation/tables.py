@@ -24,7 +24,8 @@ from .stats import Stats
 NA = "n/a"
 # Header names of columns that hold text (left-aligned); the others hold numbers.
 TEXT_COLUMNS = {"dataset", "engine", "variant", "model", "difference", "metric", "change",
-                "column", "split", "switch", "design", "verdict"}
+                "column", "split", "switch", "design", "verdict",
+                "point", "state", "job", "run directory"}
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Table:
     groups: list[tuple[str, str]]  # (metric, column label), e.g. ("F1", "DNN")
     rows: list[tuple[list[str], list[tuple]]]
     variants: list[str] | None = None  # names of our variants; None: one, unnamed
+    published: bool = True  # False: data the study never saw, so no study and Δ columns
 
     def _group_name(self, metric: str, label: str) -> str:
         return label if len({m for m, _ in self.groups}) == 1 else f"{metric} {label}"
@@ -49,13 +51,22 @@ class Table:
 
     def _head(self, metric: str, label: str) -> list[str]:
         g = self._group_name(metric, label)
-        if not self.variants:
-            return [g, "published", "Δ"]
-        return [f"{g} {v}" for v in self.variants] + ["published"] + \
-            [f"Δ {v}" for v in self.variants]
+        names = [f"{g} {v}" for v in self.variants] if self.variants else [g]
+        if not self.published:
+            return names
+        return names + ["study"] + ([f"Δ {v}" for v in self.variants] if self.variants else ["Δ"])
 
     def _width(self) -> int:
-        return 2 * len(self.variants) + 1 if self.variants else 3
+        """Columns per group: each variant, then the study's value and each variant's Δ."""
+        n = len(self.variants) if self.variants else 1
+        return 2 * n + 1 if self.published else n
+
+    def _cells(self, ours, pub, tex: bool = False) -> list[str]:
+        ours = self._ours(ours)
+        out = [_fmt_ours(o, tex=tex) for o in ours]
+        if self.published:
+            out += [_fmt(pub)] + [_fmt_diff(o, pub, tex=tex) for o in ours]
+        return out
 
     def markdown(self) -> str:
         head = list(self.keys)
@@ -66,9 +77,7 @@ class Table:
         for labels, cells in self.rows:
             out = list(labels)
             for ours, pub in cells:
-                ours = self._ours(ours)
-                out += [_fmt_ours(o) for o in ours] + [_fmt(pub)] + \
-                    [_fmt_diff(o, pub) for o in ours]
+                out += self._cells(ours, pub)
             lines.append("| " + " | ".join(out) + " |")
         return "\n".join(lines) + "\n"
 
@@ -77,7 +86,7 @@ class Table:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow([k.lower() for k in self.keys] + ["metric", "model", "protocol", "ours",
-                                                     "ours_sd", "runs", "published",
+                                                     "ours_sd", "runs", "study",
                                                      "difference"])
         for labels, cells in self.rows:
             for (metric, label), (ours, pub) in zip(self.groups, cells, strict=True):
@@ -91,25 +100,28 @@ class Table:
     def latex(self) -> str:
         """A booktabs ``table`` (\\usepackage{booktabs})."""
         nk, ng, k = len(self.keys), len(self.groups), self._width()
-        spec = "l" * nk + (" " + "r" * k) * ng
         names = [_tex(self._group_name(m, lab)) for m, lab in self.groups]
-        top = " & ".join([""] * nk + [f"\\multicolumn{{{k}}}{{c}}{{{g}}}" for g in names])
-        rules = " ".join(f"\\cmidrule(lr){{{nk + 1 + k * i}-{nk + k * (i + 1)}}}"
-                         for i in range(ng))
-        variants = self.variants or ["ours"]
-        sub_group = " & ".join([*map(_tex, variants), "published"] +
-                               ["$\\Delta$" + (f" {_tex(v)}" if self.variants else "")
-                                for v in variants])
-        sub = " & ".join([*map(_tex, self.keys)] + [sub_group] * ng)
+        spec = "l" * nk + (" " + "r" * k) * ng
+        if self.published or self.variants:
+            top = " & ".join([""] * nk + [f"\\multicolumn{{{k}}}{{c}}{{{g}}}" for g in names])
+            rules = " ".join(f"\\cmidrule(lr){{{nk + 1 + k * i}-{nk + k * (i + 1)}}}"
+                             for i in range(ng))
+            variants = self.variants or ["ours"]
+            sub_group = [*map(_tex, variants)]
+            if self.published:
+                sub_group += ["study"] + ["$\\Delta$" + (f" {_tex(v)}" if self.variants else "")
+                                          for v in variants]
+            sub = " & ".join([*map(_tex, self.keys)] + [" & ".join(sub_group)] * ng)
+            head = [f"{top} \\\\", rules, f"{sub} \\\\"]
+        else:
+            head = [" & ".join([*map(_tex, self.keys), *names]) + " \\\\"]
         lines = ["% needs \\usepackage{booktabs}", "\\begin{table}[htbp]", "\\centering",
                  "\\small", f"\\caption{{{_tex(self.title)}}}", f"\\begin{{tabular}}{{{spec}}}",
-                 "\\toprule", f"{top} \\\\", rules, f"{sub} \\\\", "\\midrule"]
+                 "\\toprule", *head, "\\midrule"]
         for labels, cells in self.rows:
             out = [_tex(x) for x in labels]
             for ours, pub in cells:
-                ours = self._ours(ours)
-                out += [_fmt_ours(o, tex=True) for o in ours] + [_fmt(pub)] + \
-                    [_fmt_diff(o, pub, tex=True) for o in ours]
+                out += self._cells(ours, pub, tex=True)
             lines.append(" & ".join(out) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(lines) + "\n"

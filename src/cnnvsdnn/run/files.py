@@ -28,10 +28,15 @@ PREDICTIONS = "predictions_test.npz"  # probs (N_test, K), labels (N_test,)
 PARAMS = "params.npz"  # the trained parameters
 TABLES = "tables.md"  # accuracy per split, the test set per class
 FIGURE = "training.png"  # cost and accuracy per step, dev accuracy every eval_every steps
+GAINS = "gains.png"  # the test set's cumulative gains curve per class, with its AR
+CONFUSION = "confusion.png"  # the test set's confusion matrix
+MISTAKES = "mistakes.png"  # the test images most confidently misclassified
 CHECKPOINT = "checkpoint.npz"  # everything a resume needs (run/checkpoint.py)
 LOCK = ".lock"  # held (flock) by the process writing the directory; the pid inside
 HYDRA = ".hydra"  # Hydra's records of the job
-RUN_FILES = (CONFIG, LOG, METRICS, PREDICTIONS, PARAMS, TABLES, FIGURE, CHECKPOINT, LOCK, HYDRA)
+# every name a run writes: a directory is a run's if it holds nothing else (foreign_files)
+RUN_FILES = (CONFIG, LOG, METRICS, PREDICTIONS, PARAMS, TABLES, FIGURE, GAINS, CONFUSION,
+             MISTAKES, CHECKPOINT, LOCK, HYDRA)
 
 
 MARKERS = (HYDRA, LOCK, LOG, CHECKPOINT, METRICS)  # what only a run leaves: files beside them are
@@ -62,7 +67,9 @@ def check_not_foreign(run_dir: Path, key: str = "hydra.run.dir") -> None:
                           f"choose a new or empty directory (nothing was written)")
 
 
-SWEEP_FILES = ("multirun.yaml", "summary", LOCK)  # a sweep directory's own, beside its runs
+SWEEP_RECORD = "sweep.json"  # every point's state (run/sweeps.py)
+SUBMITIT = ".submitit"  # the submitit launchers' job files and logs
+SWEEP_FILES = ("multirun.yaml", "summary", LOCK, SWEEP_RECORD, SUBMITIT)  # beside its runs
 
 
 def check_not_foreign_sweep(sweep_dir: Path, key: str = "hydra.sweep.dir") -> None:
@@ -163,11 +170,12 @@ def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def run_state(run_dir: Path, config_yaml: str, revisions: dict[str, int],
-              ignore=SAME_RESULT) -> str:
+              ignore=SAME_RESULT, elsewhere: str = "pass --runs-dir DIR") -> str:
     """What a planned run directory holds: ``done`` (a finished run of this config),
     ``resume`` (an interrupted one) or ``new``. A run of another config, or one finished by
-    another revision of its engine (``revisions``: engine name -> revision), is a ConfigError.
-    ``ignore``: config keys that may differ (default: those that change no result)."""
+    another revision of its engine (``revisions``: engine name -> revision), is a ConfigError
+    (``elsewhere``: how its message says to keep it). ``ignore``: config keys that may differ
+    (default: those that change no result)."""
     saved = run_dir / CONFIG
     if not saved.is_file():
         if (run_dir / LOG).exists():
@@ -177,11 +185,11 @@ def run_state(run_dir: Path, config_yaml: str, revisions: dict[str, int],
     try:
         diff = config_diff(saved.read_text(), config_yaml, ignore)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        raise ConfigError(f"{saved} is damaged; delete {run_dir} to retrain it, or pass "
-                          f"--runs-dir DIR to keep it") from None
+        raise ConfigError(f"{saved} is damaged; delete {run_dir} to retrain it, or "
+                          f"{elsewhere} to keep it") from None
     if diff:
         raise ConfigError(f"{run_dir} holds a run with another config ({', '.join(diff)} "
-                          f"differ); delete it to retrain, or pass --runs-dir DIR to keep it")
+                          f"differ); delete it to retrain, or {elsewhere} to keep it")
     if (run_dir / METRICS).is_file():
         metrics = read_metrics(run_dir)
         engine = metrics.get("engine", "numba")
@@ -189,7 +197,7 @@ def run_state(run_dir: Path, config_yaml: str, revisions: dict[str, int],
         if engine in revisions and revision != revisions[engine]:
             raise ConfigError(f"{run_dir} was trained by engine revision {revision}, this "
                               f"cnnvsdnn's is {revisions[engine]} and gives other numbers; "
-                              f"delete it to retrain, or pass --runs-dir DIR to keep it")
+                              f"delete it to retrain, or {elsewhere} to keep it")
         return "done"
     return "resume" if (run_dir / LOG).is_file() else "new"
 

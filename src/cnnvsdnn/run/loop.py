@@ -9,7 +9,7 @@ the one training loop of every engine. The protocol it follows:
   chunks, never back-propagated);
 - the final parameters are the result (no early stopping): their metrics on the training,
   development and test splits, the predictions, the parameters, the tables and the figure;
-- a checkpoint every ``train.checkpoint_every`` steps and on SIGINT/SIGTERM, from which
+- a checkpoint every ``train.checkpoint_every`` steps and on a signal (see ``train``), from which
   ``train.resume=true`` continues bit for bit.
 """
 
@@ -29,7 +29,7 @@ from ..data import load_splits
 from ..errors import CnnvsdnnError, ConfigError, Interrupted
 from ..evaluation.metrics import cross_entropy
 from ..safe_io import write_text
-from ..ui import TrainingProgress, compiling
+from ..ui import TrainingProgress, compiling, warn, wide_console
 from . import checkpoint
 from .batches import BatchOrder
 from .cpus import effective_threads
@@ -42,9 +42,10 @@ from .schedule import schedule
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy.
 
-    SIGINT, SIGTERM and SIGHUP end it with one line and exit code 128 + N wherever they come:
-    before the loop at once (nothing to save), in the loop after the current step (checkpoint
-    and log saved), while the results are written once they are complete."""
+    SIGINT, SIGTERM, SIGHUP and SIGUSR2 (SLURM's time-limit warning) end it with one line and
+    exit code 128 + N wherever they come: before the loop at once (nothing to save), in the loop
+    after the current step (checkpoint and log saved), while the results are written once they
+    are complete."""
     with _Signals() as signals:
         return _train(cfg, Path(run_dir), signals)
 
@@ -54,7 +55,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     config_yaml = prepare_run_dir(cfg, run_dir)
     t = cfg.train
     threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
-    data = load_splits(cfg.dataset.name, dev_size=t.dev_size, dev_mode=_value(t.dev_split),
+    data = load_splits(cfg.dataset, dev_size=t.dev_size, dev_mode=_value(t.dev_split),
                        seed=cfg.seed, verify=cfg.data.verify, mirror=cfg.data.mirror,
                        progress=cfg.progress, cifar10_decode=_value(cfg.data.cifar10_decode))
     info, (X_train, y_train), (X_dev, y_dev) = data.info, data.train, data.dev
@@ -105,6 +106,11 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     nbuf = 0
     dev_acc = float("nan")
     compiling(lambda: engine.warm_up(X_train), enabled=cfg.progress)
+    about, slow = engine.about()  # which threading layer and BLAS; a slow fallback says so
+    if about:
+        wide_console().print(about, highlight=False, soft_wrap=True)
+    if slow:
+        warn(slow)
     loop_started = time.perf_counter()
     signals.defer()  # from here on a signal stops the loop after its step
     with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
@@ -176,11 +182,12 @@ def _value(v):
 
 
 class _Signals:
-    """SIGINT, SIGTERM and SIGHUP while a run trains. Until :meth:`defer` they raise
+    """SIGINT, SIGTERM, SIGHUP and SIGUSR2 (SLURM's warning ahead of a time limit, see
+    conf/hydra/launcher/slurm.yaml) while a run trains. Until :meth:`defer` they raise
     :class:`Interrupted` at once (nothing is written yet that a resume needs); after it they
     only set ``signum``, and the loop stops after its step."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2)
     signum = 0
     deferred = False
 

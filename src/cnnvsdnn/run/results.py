@@ -12,11 +12,22 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from ..data import Splits
-from ..evaluation.figures import plot_training
+from ..evaluation.figures import plot_confusion, plot_gains, plot_mistakes, plot_training
 from ..evaluation.metrics import format_split_table, split_metrics
 from ..safe_io import atomic_write, write_text
 from ..ui import wide_console
-from .files import CONFIG, FIGURE, LOG, METRICS, PARAMS, PREDICTIONS, TABLES
+from .files import (
+    CONFIG,
+    CONFUSION,
+    FIGURE,
+    GAINS,
+    LOG,
+    METRICS,
+    MISTAKES,
+    PARAMS,
+    PREDICTIONS,
+    TABLES,
+)
 from .log import read_log
 
 
@@ -26,25 +37,37 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     """Metrics on the three splits with ``predict(X) -> probs``, then every result file.
     Returns the dev accuracy."""
     run_dir = Path(run_dir)
+    info, classes = data.info, list(data.info.classes)
     splits = {}
     for name in ("train", "dev", "test"):
         X, y = getattr(data, name)
         probs = predict(X)
-        splits[name] = split_metrics(probs, y, n_classes=data.info.n_classes)
+        splits[name] = split_metrics(probs, y, n_classes=info.n_classes)
         if name == "test":
             atomic_write(run_dir / PREDICTIONS,
                          lambda f, p=probs, y=y: np.savez_compressed(f, probs=p, labels=y))
+            test_probs = probs
     config_yaml = (run_dir / CONFIG).read_text()
-    if cfg.train.save_params:
+    if cfg.train.save_params:  # with what `cnnvsdnn predict` needs to read new images
         atomic_write(run_dir / PARAMS, lambda f: np.savez(
-            f, params=flat_params, step=steps, config=config_yaml, **named_params))
-    write_text(run_dir / TABLES, tables_markdown(title, splits, list(data.info.classes)))
+            f, params=flat_params, step=steps, config=config_yaml,
+            input_shape=np.array(info.shape), classes=np.array(classes, dtype=str),
+            **named_params))
+    write_text(run_dir / TABLES, tables_markdown(title, splits, classes))
     plot_training(read_log(run_dir / LOG), run_dir / FIGURE, title)
+    X_test, y_test = data.test
+    plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)
+    plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title)
+    plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES, title)
     seconds = {"train_loop": round(loop_seconds, 3),
                "total": round(time.perf_counter() - started, 3)}
     metrics = {"dataset": cfg.dataset.name, "model": cfg.model.name, "engine": cfg.engine.name,
                "seed": cfg.seed, "steps": steps, "splits": splits, "seconds": seconds,
                **(extra or {})}
+    if info.path:  # a user's folder or .npz: which data, so runs on other data are told apart
+        metrics["data"] = {"path": info.path, "sha256": info.sha256, "classes": classes,
+                           "shape": list(info.shape), "n_train": info.n_train,
+                           "n_test": info.n_test}
     write_text(run_dir / METRICS, json.dumps(metrics, indent=1))
     print_summary(title, splits, seconds, run_dir)
     return splits["dev"]["accuracy"]

@@ -1,36 +1,16 @@
 """Adam (Kingma & Ba) as one fused in-place numba pass over the flat parameter buffer."""
 
 import numpy as np
-from numba import prange
 
 from ...errors import ConfigError
 from ..base import AdamSettings
-from ._jit import jit
-from .kernels import adam_step
-
-
-@jit(parallel=True, exact_division=True)
-def adam_step_eps_minus(p, g, m, v, lr, b1, b2, eps, c1, c2):
-    """The study's code's update, theta -= lr * mhat / (sqrt(vhat) - eps), with the moments
-    kept in float32 like :func:`kernels.adam_step` but the update computed in float64, as the
-    study computed it. Where sqrt(vhat) crosses eps the denominator passes near 0: in float32
-    it hits 0 exactly in some runs (an infinite step the study's float64 never took); in
-    float64 the steps are huge (the study's weights of ~100) but finite."""
-    b1f, b2f, one = np.float32(b1), np.float32(b2), np.float32(1.0)
-    for i in prange(p.shape[0]):
-        gi = g[i]
-        mi = b1f * m[i] + (one - b1f) * gi
-        vi = b2f * v[i] + (one - b2f) * gi * gi
-        m[i] = mi
-        v[i] = vi
-        step = lr * (np.float64(mi) * c1) / (np.sqrt(np.float64(vi) * c2) - eps)
-        p[i] = np.float32(np.float64(p[i]) - step)
+from .kernels import adam_step, adam_step_eps_minus
 
 
 class Adam:
     """Textbook Adam (``AdamSettings`` form ``textbook``) over one flat float32 buffer.
     ``eps_sign="minus"``: the study's code's ``/(sqrt(vhat) - eps)``
-    (:func:`adam_step_eps_minus`)."""
+    (:func:`kernels.adam_step_eps_minus`)."""
 
     def __init__(self, n_params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, eps_sign="plus"):
         AdamSettings(lr, beta1, beta2, eps, eps_sign=eps_sign)  # checks the values

@@ -6,15 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Engine
+from ._jit import fallback_note, threading_layer
 from .adam import Adam
 from .model import Model
-from .threads import set_threads
+from .threads import blas_library, set_threads
 
 # Bump when a change alters the numbers a run produces (summation order included): finished
 # runs record it in metrics.json, and `report` and the experiments refuse to reuse a run of
 # another revision. 1: runs made before revisions were recorded; 2: dense layers via sgemm,
-# split along their inputs, activation fused.
-REVISION = 2
+# split along their inputs, activation fused; 3: denormal floats flushed to zero in every kernel
+# (numbers change only where a denormal would have appeared).
+REVISION = 3
 
 
 class NumbaEngine(Engine):
@@ -48,6 +50,13 @@ class NumbaEngine(Engine):
 
     def layer_params(self):
         return self.model.layer_params()
+
+    def info(self):
+        return {**super().info(), "threading_layer": threading_layer(), "blas": blas_library()}
+
+    def about(self):
+        return (f"numba engine: {self.threads} thread{'s' * (self.threads > 1)} on the "
+                f"{threading_layer()} threading layer, BLAS {blas_library()}", fallback_note())
 
     def flat_params(self):
         return self.model.params

@@ -5,6 +5,11 @@ Parallel kernels (conv, max pool) split the batch over threads; each sample writ
 rows or its own partial-gradient slot, and partials are summed over samples in a fixed order,
 so results do not depend on the number of threads (no races, no atomics). Small element-wise
 kernels are serial on purpose: waking the thread pool costs more than they do.
+
+Every kernel flushes denormal floats to zero (``fpmode.py``): ``ftz_on()`` is its first
+statement and the first of every ``prange`` body (the thread running it may be a worker),
+and ``fp_restore`` its last, so the caller's numpy code keeps IEEE arithmetic. Kernels that
+only other kernels call (``_name``) inherit the mode.
 """
 
 import numpy as np
@@ -12,24 +17,29 @@ from numba import get_thread_id, prange, types
 from numba.np.linalg import _BLAS
 
 from ._jit import jit
+from .fpmode import fp_restore, ftz_on
 
 
 # ----------------------------------------------------------------------------- data
-@jit(parallel=True, exact_division=True)
+@jit(exact_division=True)
 def gather_u8(X, idx, out):
-    """out[i] = X[idx[i]] / 255 in float32, X (N, D) uint8; rows split over threads.
+    """out[i] = X[idx[i]] / 255 in float32, X (N, D) uint8.
 
     A float32 division of an integer 0..255 by 255 is correctly rounded, so it equals
     float32(k / 255.0) (checked for all 256 values in the tests); unlike a table lookup it
-    vectorises (5x faster).
+    vectorises (5x faster). Serial: a batch is ~0.1-0.4 MB, less work than waking a thread
+    pool costs (on numba's workqueue layer a parallel gather took 449 us on average against
+    57 us serial on a busy 2-core machine).
     """
+    old = ftz_on()
     D = X.shape[1]
     c = np.float32(255.0)
-    for i in prange(idx.shape[0]):
+    for i in range(idx.shape[0]):
         src = X[idx[i]]
         dst = out[i]
         for k in range(D):
             dst[k] = np.float32(src[k]) / c
+    fp_restore(old)
 
 
 # ----------------------------------------------------------------------------- conv
@@ -179,10 +189,12 @@ def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample, act, alpha):
     padded input, zero-bordered: one slot per sample when ``per_sample`` (kept for the backward
     pass), else one per thread. zp (threads, F, Ho*Wq) is per-thread output scratch.
     """
+    old = ftz_on()
     B, Ho, Wo, F = out.shape
     Wp = x.shape[2] + 2 * Z
     Wq = Wp if S == 1 else Wo
     for s in prange(B):
+        ftz_on()
         t = np.int64(get_thread_id())
         q = np.int64(s) if per_sample else t
         _pad_planar(x[s], xp[q], Z, Wp)
@@ -202,6 +214,7 @@ def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample, act, alpha):
                     for j in range(Wo):
                         v = src[j]
                         dst[j, f] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+    fp_restore(old)
 
 
 @jit(parallel=True)
@@ -214,12 +227,14 @@ def conv_bwd(dout, out, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx, act, alpha
     and dxp (threads, C, Hp*Wp) are per-thread scratch; dwp (B, F,C,K,K) and dbp (B, F) are
     partials; dx (B,H,W,C) is written only when ``need_dx`` (else pass ``dx[:0]``).
     """
+    old = ftz_on()
     B, Ho, Wo, F = dout.shape
     C = w.shape[1]
     H, W = dx.shape[1], dx.shape[2]
     Wp = W + 2 * Z
     Wq = Wp if S == 1 else Wo
     for s in prange(B):
+        ftz_on()
         t = np.int64(get_thread_id())
         for i in range(Ho):
             src = dout[s, i]
@@ -247,17 +262,20 @@ def conv_bwd(dout, out, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx, act, alpha
                     src = dxp[t, d, (i + Z) * Wp + Z:]
                     for j in range(W):
                         dst[j, d] = src[j]
+    fp_restore(old)
 
 
 @jit()
 def sum_samples(part, out):
     """out[p] = sum over samples s (in order) of part[s, p]; parallel over p, so deterministic."""
+    old = ftz_on()
     B, P = part.shape
     for p in range(P):
         acc = np.float32(0.0)
         for s in range(B):
             acc += part[s, p]
         out[p] = acc
+    fp_restore(old)
 
 
 # ----------------------------------------------------------------------------- dense
@@ -302,10 +320,12 @@ def _bias_act_rows(z, b, lo, hi, act, alpha):
 @jit()
 def dense_fwd(x, w, b, z, act, alpha):
     """z = act(x @ w + b) in one BLAS call (see ``dense_fwd_split`` for the threaded one)."""
+    old = ftz_on()
     B, N = x.shape
     M = w.shape[1]
     _gemm(False, False, B, M, N, x, N, w, M, z, M)
     _bias_act_rows(z, b, 0, B, act, alpha)
+    fp_restore(old)
 
 
 @jit(parallel=True)
@@ -315,9 +335,11 @@ def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
     in order + b. Each thread touches only its own rows of w, the same rows whose gradient
     it computes in ``dense_bwd_split``, so they stay in its core's cache (a split along the
     batch had every thread read all of w: dnn 32x32x3 steps 12-30% slower)."""
+    old = ftz_on()
     B, N = x.shape
     M = w.shape[1]
     for k in prange(nb):
+        ftz_on()
         r0 = k * N // nb
         r1 = (k + 1) * N // nb
         pk = part[k, :B]
@@ -333,6 +355,7 @@ def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
                 acc += part[k, s, j]
             row[j] = acc
     _bias_act_rows(z, b, 0, B, act, alpha)
+    fp_restore(old)
 
 
 @jit()
@@ -360,12 +383,14 @@ def _dense_dz(dout, out, dz, db, act, alpha):
 def dense_bwd(x, dout, out, w, dw, db, dx, dz, need_dx, act, alpha):
     """dw = x.T @ dz, db = sum of dz, and dx = dz @ w.T when ``need_dx``; dz = dout times
     the fused activation's derivative (scratch of dout's shape). One BLAS call each."""
+    old = ftz_on()
     B, N = x.shape
     M = dout.shape[1]
     _dense_dz(dout, out, dz, db, act, alpha)
     _gemm(True, False, N, M, B, x, N, dz, M, dw, M)
     if need_dx:
         _gemm(False, True, B, N, M, dz, M, w, M, dx, N)
+    fp_restore(old)
 
 
 @jit(parallel=True)
@@ -373,24 +398,29 @@ def dense_bwd_split(x, dout, out, w, dw, db, dx, dz, need_dx, nb, act, alpha):
     """``dense_bwd`` over ``nb`` threads, split along the inputs like ``dense_fwd_split``:
     block k computes rows r0:r1 of dw (from columns r0:r1 of x) and, when ``need_dx``,
     columns r0:r1 of dx (from rows r0:r1 of w), all read and written in place."""
+    old = ftz_on()
     B, N = x.shape
     M = dout.shape[1]
     _dense_dz(dout, out, dz, db, act, alpha)
     for k in prange(nb):
+        ftz_on()
         r0 = k * N // nb
         r1 = (k + 1) * N // nb
         if r1 > r0:
             _gemm(True, False, r1 - r0, M, B, x[:, r0:], N, dz, M, dw[r0:], M)
             if need_dx:
                 _gemm(False, True, B, r1 - r0, M, dz, M, w[r0:], M, dx[:, r0:], N)
+    fp_restore(old)
 
 
 # ----------------------------------------------------------------------------- max pool
 @jit(parallel=True)
 def maxpool_fwd(x, out, arg, P, S):
     """Max over P x P windows with stride S; arg keeps the winner (m*P+n, first max on ties)."""
+    old = ftz_on()
     B, Ho, Wo, C = out.shape
     for s in prange(B):
+        ftz_on()
         for i in range(Ho):
             for j in range(Wo):
                 for c in range(C):
@@ -404,26 +434,32 @@ def maxpool_fwd(x, out, arg, P, S):
                                 k = m * P + n
                     out[s, i, j, c] = best
                     arg[s, i, j, c] = k
+    fp_restore(old)
 
 
 @jit(parallel=True)
 def maxpool_bwd(dout, arg, dx, P, S):
+    old = ftz_on()
     B, Ho, Wo, C = dout.shape
     for s in prange(B):
+        ftz_on()
         dx[s] = 0.0
         for i in range(Ho):
             for j in range(Wo):
                 for c in range(C):
                     k = arg[s, i, j, c]
                     dx[s, i * S + k // P, j * S + k % P, c] += dout[s, i, j, c]
+    fp_restore(old)
 
 
 @jit(parallel=True)
 def avgpool_fwd(x, out, P, S):
     """Mean over P x P windows with stride S."""
+    old = ftz_on()
     B, Ho, Wo, C = out.shape
     inv = np.float32(1.0) / np.float32(P * P)
     for s in prange(B):
+        ftz_on()
         for i in range(Ho):
             for j in range(Wo):
                 for c in range(C):
@@ -432,14 +468,17 @@ def avgpool_fwd(x, out, P, S):
                         for n in range(P):
                             acc += x[s, i * S + m, j * S + n, c]
                     out[s, i, j, c] = acc * inv
+    fp_restore(old)
 
 
 @jit(parallel=True)
 def avgpool_bwd(dout, dx, P, S):
     """Each window's gradient shared equally among its P x P inputs."""
+    old = ftz_on()
     B, Ho, Wo, C = dout.shape
     inv = np.float32(1.0) / np.float32(P * P)
     for s in prange(B):
+        ftz_on()
         dx[s] = 0.0
         for i in range(Ho):
             for j in range(Wo):
@@ -448,44 +487,55 @@ def avgpool_bwd(dout, dx, P, S):
                     for m in range(P):
                         for n in range(P):
                             dx[s, i * S + m, j * S + n, c] += g
+    fp_restore(old)
 
 
 # ----------------------------------------------------------------------------- activations
 @jit()
 def relu_fwd(x, out):
+    old = ftz_on()
     for i in range(x.shape[0]):
         v = x[i]
         out[i] = v if v > 0 else np.float32(0.0)
+    fp_restore(old)
 
 
 @jit()
 def relu_bwd(x, dout, dx):
+    old = ftz_on()
     for i in range(x.shape[0]):
         g = dout[i]  # loaded unconditionally: a select, not a mispredicted branch
         dx[i] = g if x[i] > 0 else np.float32(0.0)
+    fp_restore(old)
 
 
 @jit()
 def elu_fwd(x, out, alpha):
+    old = ftz_on()
     for i in range(x.shape[0]):
         v = x[i]
         out[i] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+    fp_restore(old)
 
 
 @jit()
 def elu_bwd(x, out, dout, dx, alpha):
     # d/dz elu = 1 for z > 0, alpha*exp(z) = out + alpha otherwise
+    old = ftz_on()
     for i in range(x.shape[0]):
         g = dout[i]
         dx[i] = g if x[i] > 0 else g * (out[i] + alpha)
+    fp_restore(old)
 
 
 @jit()
 def add_bias(z, b):
+    old = ftz_on()
     B, N = z.shape
     for s in range(B):
         for k in range(N):
             z[s, k] += b[k]
+    fp_restore(old)
 
 
 # ----------------------------------------------------------------------------- loss
@@ -495,6 +545,14 @@ def softmax_ce(logits, y, dlogits):
 
     Returns (cost, accuracy, bad) where bad >= 0 is the index of a label outside [0, K).
     """
+    old = ftz_on()
+    out = _softmax_ce(logits, y, dlogits)
+    fp_restore(old)
+    return out
+
+
+@jit()
+def _softmax_ce(logits, y, dlogits):
     B, K = logits.shape
     cost = 0.0
     hits = 0
@@ -525,6 +583,7 @@ def softmax_ce(logits, y, dlogits):
 
 @jit()
 def softmax_rows(logits, out):
+    old = ftz_on()
     B, K = logits.shape
     for s in range(B):
         mx = np.float64(logits[s, 0])
@@ -535,9 +594,15 @@ def softmax_rows(logits, out):
             tot += np.exp(np.float64(logits[s, k]) - mx)
         for k in range(K):
             out[s, k] = np.exp(np.float64(logits[s, k]) - mx) / tot
+    fp_restore(old)
 
 
 # ----------------------------------------------------------------------------- optimiser
+# Elements per chunk of Adam's parallel loop: the flush mode is set once per chunk (per element
+# it would cost more than the update), and 4 arrays x 16K floats stay in a core's L2.
+ADAM_CHUNK = 16384
+
+
 @jit(parallel=True)
 def adam_step(p, g, m, v, lr, b1, b2, eps, c1, c2):
     """theta -= lr * mhat / (sqrt(vhat) + eps), mhat = m*c1, vhat = v*c2 (c = 1/(1-beta^t)).
@@ -545,13 +610,47 @@ def adam_step(p, g, m, v, lr, b1, b2, eps, c1, c2):
     float32 arithmetic (as the parameters): it vectorises twice as wide as float64. Each
     element is independent, so splitting over threads changes no bit.
     """
+    old = ftz_on()
     lr, b1, b2 = np.float32(lr), np.float32(b1), np.float32(b2)
     eps, c1, c2 = np.float32(eps), np.float32(c1), np.float32(c2)
     one = np.float32(1.0)
-    for i in prange(p.shape[0]):
-        gi = g[i]
-        mi = b1 * m[i] + (one - b1) * gi
-        vi = b2 * v[i] + (one - b2) * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] -= lr * (mi * c1) / (np.sqrt(vi * c2) + eps)
+    n = p.shape[0]
+    for k in prange((n + ADAM_CHUNK - 1) // ADAM_CHUNK):
+        ftz_on()
+        lo = k * ADAM_CHUNK
+        hi = min(lo + ADAM_CHUNK, n)
+        pk, gk, mk, vk = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+        for i in range(hi - lo):  # the bare counter as index: no wraparound check, vectorised
+            gi = gk[i]
+            mi = b1 * mk[i] + (one - b1) * gi
+            vi = b2 * vk[i] + (one - b2) * gi * gi
+            mk[i] = mi
+            vk[i] = vi
+            pk[i] -= lr * (mi * c1) / (np.sqrt(vi * c2) + eps)
+    fp_restore(old)
+
+
+@jit(parallel=True, exact_division=True)
+def adam_step_eps_minus(p, g, m, v, lr, b1, b2, eps, c1, c2):
+    """The study's code's update, theta -= lr * mhat / (sqrt(vhat) - eps)
+    (``optimizer.eps_sign=minus``), moments in float32 as :func:`adam_step`, the update in
+    float64 as the study computed it. Where sqrt(vhat) crosses eps the denominator passes near
+    0: in float32 it hits 0 exactly in some runs (an infinite step the study's float64 never
+    took); in float64 the steps are huge (the study's weights of ~100) but finite."""
+    old = ftz_on()
+    b1f, b2f, one = np.float32(b1), np.float32(b2), np.float32(1.0)
+    n = p.shape[0]
+    for k in prange((n + ADAM_CHUNK - 1) // ADAM_CHUNK):
+        ftz_on()
+        lo = k * ADAM_CHUNK
+        hi = min(lo + ADAM_CHUNK, n)
+        pk, gk, mk, vk = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+        for i in range(hi - lo):
+            gi = gk[i]
+            mi = b1f * mk[i] + (one - b1f) * gi
+            vi = b2f * vk[i] + (one - b2f) * gi * gi
+            mk[i] = mi
+            vk[i] = vi
+            step = lr * (np.float64(mi) * c1) / (np.sqrt(np.float64(vi) * c2) - eps)
+            pk[i] = np.float32(np.float64(pk[i]) - step)
+    fp_restore(old)

@@ -53,7 +53,7 @@ class Model:
             self._need_dx.append(seen)
             seen = seen or layer.n_params > 0
         self._train_ws = [layer.workspace(batch_size, True) for layer in self.layers]
-        self._dlogits = np.empty((batch_size, n_classes), np.float32)
+        self._dlogits = np.empty((batch_size, self.n_classes), np.float32)
         self._eval = (0, None, None)  # (chunk, workspaces, input buffer)
 
     # ------------------------------------------------------------------ training

@@ -1,0 +1,121 @@
+"""``cnnvsdnn bench --e2e``: whole training runs, as a user feels them.
+
+For each model and input: the real ``cnnvsdnn train`` (logging, development evaluation every
+100 steps, checkpoints, progress lines, the final metrics, tables and figure) in a subprocess,
+beside the same protocol written plainly in PyTorch with fused Adam (``plain_torch.py``) and in
+JAX (``plain_jax.py``), all on the input's dataset (``bench/data.py``) with the study's steps,
+seed 0, one after the other in a fresh random order each repeat. Reported per run: the training
+loop's milliseconds per step (``metrics.json``'s ``seconds.train_loop`` / steps; the scripts time
+the same loop) and the whole process's seconds (imports, data, compilation, final evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from ..config import compose_config
+from ..errors import CnnvsdnnError
+
+PLAIN = {"torch_fused": "plain_torch.py", "jax": "plain_jax.py"}
+
+
+def _cmd(engine: str, model: str, layers: list, data, threads: int, steps: int, dev_size: int,
+         out: Path) -> list[str]:
+    if engine == "numba":
+        return [sys.executable, "-m", "cnnvsdnn", "train", f"model={model}", *data.overrides(),
+                f"train.steps={steps}", f"train.dev_size={dev_size}", f"engine.threads={threads}",
+                "seed=0", f"hydra.run.dir={out}"]
+    return [sys.executable, str(Path(__file__).with_name(PLAIN[engine])),
+            "--dataset", data.dataset, "--layers", json.dumps(layers), "--threads", str(threads),
+            "--steps", str(steps), "--dev-size", str(dev_size), "--out", str(out),
+            *([] if data.verify else ["--no-verify"])]
+
+
+def _run(engine, model, layers, data, threads, steps, dev_size, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = _cmd(engine, model, layers, data, threads, steps, dev_size,
+               out / "run" if engine == "numba" else out)
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, env={**os.environ, **data.env}, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise CnnvsdnnError(f"the --e2e run of {engine} {model} failed (exit {res.returncode}): "
+                            f"{tail}")
+    if engine == "numba":
+        m = json.loads((out / "run" / "metrics.json").read_text())
+        loop_s, done = m["seconds"]["train_loop"], m["steps"]
+    else:
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        loop_s, done = r["loop_s"], r["steps"]
+    return {"loop_ms_per_step": 1e3 * loop_s / done, "process_s": wall}
+
+
+def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
+            peers: list[str]) -> list[dict]:
+    """Every model x input, ``ns.e2e_repeats`` runs of ours and of each peer's script."""
+    engines = ["numba", *peers]
+    rows = []
+    for model in models:
+        layers = OmegaConf.to_container(compose_config([f"model={model}"]).model.layers)
+        for inp in inputs:
+            d = data[inp]
+            steps = ns.e2e_steps or int(compose_config([f"dataset={d.dataset}"]).train.steps)
+            got = {e: [] for e in engines}
+            rng = random.Random(0)
+            for rep in range(ns.e2e_repeats):
+                for e in rng.sample(engines, len(engines)):
+                    r = _run(e, model, layers, d, threads, steps, ns.dev_size,
+                             tmp / f"e2e_{e}_{model}_{inp}_{rep}")
+                    got[e].append(r)
+                    console.print(f"  e2e {e:11s} {model:4s} {inp} threads={threads}: "
+                                  f"{r['loop_ms_per_step']:7.3f} ms/step in the loop, "
+                                  f"{r['process_s']:6.1f} s the whole process", highlight=False)
+            for e, rs in got.items():
+                rows.append({"engine": e, "model": model, "input": inp, "threads": threads,
+                             "steps": steps, "loop_ms_per_step": round(statistics.median(
+                                 r["loop_ms_per_step"] for r in rs), 4),
+                             "process_s": round(statistics.median(r["process_s"] for r in rs),
+                                                2)})
+    return rows
+
+
+def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
+    """Ours against each peer's plain script, and the loop against the bare step of ``bench``
+    (same model, input and threads, measured in the same run)."""
+    by = {(r["engine"], r["model"], r["input"]): r for r in rows}
+    bare = {(r["model"], r["input"], r["threads"]): r["ms_per_step"] for r in step_rows
+            if r["engine"] == "numba"}
+    peers = sorted({r["engine"] for r in rows} - {"numba"})
+    table = Table(title="whole training runs (medians): training loop ms per step and the "
+                        "whole process's seconds; (x) = peer / ours")
+    for col in ("model", "input", "steps", "ours loop ms", "bare step ms", "loop / bare",
+                "ours process s", *[f"{p} loop ms" for p in peers],
+                *[f"{p} process s" for p in peers]):
+        table.add_column(col, justify="right", no_wrap=True)
+    for (e, model, inp), r in by.items():
+        if e != "numba":
+            continue
+        b = bare.get((model, inp, r["threads"]))
+        loop, proc = [], []
+        for p in peers:
+            q = by.get((p, model, inp))
+            loop.append("-" if q is None else f"{q['loop_ms_per_step']:.3f} "
+                        f"({q['loop_ms_per_step'] / r['loop_ms_per_step']:.2f}x)")
+            proc.append("-" if q is None else f"{q['process_s']:.1f} "
+                        f"({q['process_s'] / r['process_s']:.2f}x)")
+        table.add_row(model, inp, str(r["steps"]), f"{r['loop_ms_per_step']:.3f}",
+                      "-" if b is None else f"{b:.3f}",
+                      "-" if b is None else f"{r['loop_ms_per_step'] / b:.2f}",
+                      f"{r['process_s']:.1f}", *loop, *proc)
+    console.print(table)
