@@ -51,10 +51,11 @@ def test_every_thread_of_a_kernel_flushes_and_the_caller_keeps_ieee():
     assert np.float32(2e-38) * np.float32(0.5) != 0  # numpy in this thread: still IEEE
 
 
-def test_adam_flushes_denormal_moments_in_every_chunk():
+@pytest.mark.parametrize("kernel", [kernels.adam_step, kernels.adam_step_eps_minus])
+def test_adam_flushes_denormal_moments_in_every_chunk(kernel):
     """Moments decayed into the denormal range (weights that stopped learning) are zero after
     one step, in every chunk whichever thread ran it -- as the twin computes from flushed
-    inputs -- and the parameters do not move."""
+    inputs -- and the parameters do not move (either sign of eps)."""
     set_threads(2)
     n = 20 * kernels.ADAM_CHUNK + 17
     rng = np.random.default_rng(0)
@@ -62,7 +63,7 @@ def test_adam_flushes_denormal_moments_in_every_chunk():
     g = np.zeros(n, np.float32)
     m, v = np.full(n, TINY), np.full(n, TINY)
     p0 = p.copy()
-    kernels.adam_step(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.0, 1.0)
+    kernel(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1.0, 1.0)
     tp, tm, tv = twin_adam(p0, g, np.zeros(n, np.float32), np.zeros(n, np.float32), 1)
     assert not m.any() and not v.any() and not tm.any() and not tv.any()
     np.testing.assert_array_equal(p, p0)

@@ -174,3 +174,21 @@ def test_training_steps_agree_with_textbook_adam(name):
     assert moved > 3 * LR  # the parameters really moved
     assert err < 5e-3 * LR
     assert dcost < 1e-4
+
+
+def test_textbook_adam_with_the_studys_eps_sign_agrees_with_the_twin():
+    """``engine=keras engine.protocol=ours optimizer.eps_sign=minus``: Keras's TextbookAdam given
+    -ε computes the study's θ ← θ − η m̂/(√v̂ − ε), as the NumPy twin does (gradients of 1e-9,
+    where the two signs step opposite ways, and of 1)."""
+    from cnnvsdnn.engines.numpy_twin import adam_step
+
+    g = np.array([1e-9, -2e-9, 0.5, -1.0], np.float32)
+    for sign, eps in (("plus", 1e-8), ("minus", -1e-8)):
+        var = K.keras.Variable(np.zeros(4, np.float32))
+        opt = K.TextbookAdam(learning_rate=1e-3, epsilon=eps)
+        q, m, v = np.zeros(4), 0.0, 0.0
+        for t in range(1, 4):
+            opt.apply([tf.constant(g)], [var])
+            q, m, v = adam_step(q, g.astype(np.float64), m, v, t, eps_sign=sign)
+        np.testing.assert_allclose(var.numpy(), q, rtol=1e-4)
+        assert np.all(np.sign(q[:2]) == (np.sign(g[:2]) if sign == "minus" else -np.sign(g[:2])))

@@ -3,7 +3,14 @@ needs and the values the study published.
 
 An experiment file is plain data (see ``experiments/mnist.py``): ``DATASET``, ``RUNS`` (column
 label -> ``cnnvsdnn train`` overrides), ``SEEDS``, ``TABLES`` (the study's table numbers),
-``PUBLISHED`` and ``NOTES``.
+``PUBLISHED`` and ``NOTES``; optionally
+
+- ``PROTOCOLS``: the protocols (``conf/protocol/``) each column is trained under, shown side by
+  side (default ``["corrected"]``);
+- ``ATTRIBUTION``: how the report's "why they differ" section measures each switch of the
+  study's protocol alone, paired over seeds: ``"add"`` (corrected + the switch against
+  corrected), ``"remove"`` (study against study without the switch), both, or none (default);
+- ``EXPLAINED``: {column: {split: why}} for published values no run can reproduce (a misprint).
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+
+ATTRIBUTION_DESIGNS = ("add", "remove")  # corrected + switch; study − switch
 
 
 @dataclass
@@ -27,6 +36,9 @@ class Experiment:
     tables: dict | None = None
     published: dict | None = None
     notes: list[str] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=lambda: ["corrected"])
+    attribution: list[str] = field(default_factory=list)
+    explained: dict = field(default_factory=dict)
 
     def column_of(self, metrics: dict) -> str | None:
         """The column label whose runs have this metrics.json's model and engine."""
@@ -72,9 +84,18 @@ def load_experiment(name: str | Path) -> Experiment:
         raise ConfigError(f"experiment {path} lacks {', '.join(missing)}; see "
                           f"experiments/mnist.py for the layout")
     runs = {str(k): [str(o) for o in v] for k, v in ns["RUNS"].items()}
+    protocols = [str(p) for p in ns.get("PROTOCOLS", ["corrected"])]
+    attribution = [str(a) for a in ns.get("ATTRIBUTION", [])]
+    bad = [a for a in attribution if a not in ATTRIBUTION_DESIGNS]
+    if bad or (attribution and not {"corrected", "study"} <= set(protocols)):
+        raise ConfigError(f"experiment {path}: ATTRIBUTION takes "
+                          f"{' and '.join(map(repr, ATTRIBUTION_DESIGNS))} and needs "
+                          f"PROTOCOLS = ['corrected', 'study']")
     return Experiment(name=path.stem, path=path, dataset=str(ns["DATASET"]), runs=runs,
                       seeds=[int(s) for s in ns.get("SEEDS", [0])], tables=ns.get("TABLES"),
-                      published=ns.get("PUBLISHED"), notes=list(ns.get("NOTES", [])))
+                      published=ns.get("PUBLISHED"), notes=list(ns.get("NOTES", [])),
+                      protocols=protocols, attribution=attribution,
+                      explained=dict(ns.get("EXPLAINED") or {}))
 
 
 def default_experiment(dataset: str) -> Experiment | None:

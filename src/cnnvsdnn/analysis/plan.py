@@ -38,6 +38,12 @@ class Point:
     seed: int
     run_dir: Path
     state: str = "new"  # new | resume | done
+    variant: str = "corrected"  # the protocol it follows (analysis/protocol.py)
+
+    @property
+    def name(self) -> str:
+        """The column, and the protocol when it is not the corrected one."""
+        return self.label if self.variant == "corrected" else f"{self.label} [{self.variant}]"
 
     @property
     def engine(self) -> str:

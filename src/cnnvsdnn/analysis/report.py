@@ -35,6 +35,7 @@ from ..evaluation.tables import NA, Table
 from ..run.files import LOG, MISTAKES, PREDICTIONS, find_runs, read_metrics
 from ..run.log import read_log
 from ..safe_io import check_output_dir, io_error, write_text
+from . import protocol as P
 from .experiments import (
     Experiment,
     default_experiment,
@@ -57,9 +58,13 @@ def _keras_missing() -> str | None:
     return None
 
 
-def _run_dir_name(dataset_dir: Path, overrides: list[str], seed: int, taken: set) -> Path:
+def _run_dir_name(dataset_dir: Path, overrides: list[str], seed: int, taken: set,
+                  variant: str = P.CORRECTED) -> Path:
+    """``<engine>_<model>[_<keras protocol>][_<variant>]_seed<seed>``; the corrected protocol's
+    runs keep the names they had before protocols existed, so they are reused."""
     model, engine, protocol = model_engine(overrides)
     stem = f"{engine}_{model}" + (f"_{protocol}" if protocol not in (None, "study") else "")
+    stem += "" if variant == P.CORRECTED else f"_{variant}"
     d = dataset_dir / f"{stem}_seed{seed}"
     if d in taken:
         raise ConfigError(f"two columns of the experiment would train into {d} (same model and "
@@ -84,26 +89,31 @@ def prepare_runs(exp: Experiment, runs_dir: Path, seeds: list[int] | None = None
             notes.append(f"{label}: not trained, `{mod}` is not installed (pip install "
                          f"'cnnvsdnn[reference]'); the column shows {NA}.")
             continue
-        for seed in seeds:
-            p = Point(label, exp.dataset, [f"dataset={exp.dataset}", *overrides, f"seed={seed}"],
-                      seed, _run_dir_name(runs_dir, overrides, seed, taken))
-            try:
-                compose_config(p.overrides)
-            except ConfigError as ex:
-                if engine != "keras":
-                    raise ConfigError(f"experiment {exp.path}, column {label}: {ex}") from None
-                notes.append(f"{label}: not trained ({ex}); the column shows {NA}.")
-                break
-            points.append(p)
+        column = [f"dataset={exp.dataset}", *overrides]
+        try:
+            sw = P.switches(column)
+            for variant in P.planned_variants(exp.protocols, exp.attribution, sw):
+                for seed in seeds:
+                    p = Point(label, exp.dataset,
+                              [*column, *P.variant_overrides(variant, sw), f"seed={seed}"],
+                              seed, _run_dir_name(runs_dir, overrides, seed, taken, variant),
+                              variant=variant)
+                    compose_config(p.overrides)
+                    points.append(p)
+        except ConfigError as ex:
+            if engine != "keras":
+                raise ConfigError(f"experiment {exp.path}, column {label}: {ex}") from None
+            notes.append(f"{label}: not trained ({ex}); the column shows {NA}.")
+            points = [p for p in points if p.label != label]
     plan(points)
     done = [p.run_dir for p in points if p.state == "done"]
     for p in points:
         if p.state == "done":
-            print(f"report: {p.dataset} {p.label} seed {p.seed}: reusing {p.run_dir}",
+            print(f"report: {p.dataset} {p.name} seed {p.seed}: reusing {p.run_dir}",
                   flush=True)
     todo = [p for p in points if p.state != "done"]
     if not train:
-        notes += [f"{p.label} seed {p.seed}: no finished run in {p.run_dir} (--no-train)."
+        notes += [f"{p.name} seed {p.seed}: no finished run in {p.run_dir} (--no-train)."
                   for p in todo]
         todo = []
     if todo and (why := unavailable(todo[0].overrides)):
@@ -113,12 +123,12 @@ def prepare_runs(exp: Experiment, runs_dir: Path, seeds: list[int] | None = None
     failures = []
     for i, p in enumerate(todo, 1):
         verb = "resuming" if p.state == "resume" else "training"
-        print(f"report: [{i}/{len(todo)}] {verb} {p.dataset} {p.label} seed {p.seed} in "
+        print(f"report: [{i}/{len(todo)}] {verb} {p.dataset} {p.name} seed {p.seed} in "
               f"{p.run_dir}", flush=True)
         rc = train_point(p, say=lambda m: print(f"report: {m}", flush=True))
         if rc != 0:
-            failures.append(f"{p.dataset} {p.label} seed {p.seed} (exit {rc}, see {p.run_dir})")
-            notes.append(f"{p.label} seed {p.seed}: training failed (exit {rc}).")
+            failures.append(f"{p.dataset} {p.name} seed {p.seed} (exit {rc}, see {p.run_dir})")
+            notes.append(f"{p.name} seed {p.seed}: training failed (exit {rc}).")
         else:
             done.append(p.run_dir)
     return done, notes, failures
@@ -135,37 +145,52 @@ def _published(exp: Experiment | None, key: str, label: str, index=None) -> floa
         return None
 
 
-def accuracy_table(title: str, labels: list[str], runs: dict[str, list[dict]],
-                   exp: Experiment | None) -> Table:
+def _cell(ms_by_variant: dict[str, list[dict]], variants: list[str] | None, value):
+    """Our Stats of ``value(metrics)`` per variant (one Stats when ``variants`` is None)."""
+    def stats(ms):
+        vals = [value(m) for m in ms]
+        return describe(vals) if vals else None
+    if variants is None:
+        return stats(next(iter(ms_by_variant.values()), []))
+    return [stats(ms_by_variant.get(v, [])) for v in variants]
+
+
+def accuracy_table(title: str, labels: list[str], runs: dict[str, dict[str, list[dict]]],
+                   exp: Experiment | None, variants: list[str] | None = None) -> Table:
+    """``runs``: column label -> variant -> metrics of its runs."""
     rows = []
     for split, name in SPLITS:
         cells = []
         for label in labels:
-            ms = runs.get(label, [])
-            ours = describe([m["splits"][split]["accuracy"] for m in ms]) if ms else None
+            ours = _cell(runs.get(label, {}), variants,
+                         lambda m, split=split: m["splits"][split]["accuracy"])
             cells.append((ours, _published(exp, "accuracy", label, split)))
         rows.append(([name], cells))
-    return Table(title, ["Split"], [("accuracy", lab) for lab in labels], rows)
+    return Table(title, ["Split"], [("accuracy", lab) for lab in labels], rows,
+                 [P.display(v) for v in variants] if variants else None)
 
 
-def class_table(title: str, labels: list[str], runs: dict[str, list[dict]],
-                exp: Experiment | None, classes: list[str], counts: list[int], n: int) -> Table:
+def class_table(title: str, labels: list[str], runs: dict[str, dict[str, list[dict]]],
+                exp: Experiment | None, classes: list[str], counts: list[int], n: int,
+                variants: list[str] | None = None) -> Table:
     groups = [(metric, lab) for metric in ("F1", "AR") for lab in labels]
     rows = []
     for i, cls in enumerate(classes + ["Weighted average"]):
         cells = []
         for metric, label in groups:
             key = metric.lower()
-            ms = runs.get(label, [])
             if i < len(classes):
-                vals, pub = [m["splits"]["test"][key][i] for m in ms], _published(exp, key,
-                                                                                    label, i)
+                ours = _cell(runs.get(label, {}), variants,
+                             lambda m, key=key, i=i: m["splits"]["test"][key][i])
+                pub = _published(exp, key, label, i)
             else:
-                vals = [m["splits"]["test"][f"{key}_weighted"] for m in ms]
+                ours = _cell(runs.get(label, {}), variants,
+                             lambda m, key=key: m["splits"]["test"][f"{key}_weighted"])
                 pub = _published(exp, f"{key}_weighted", label)
-            cells.append((describe(vals) if vals else None, pub))
+            cells.append((ours, pub))
         rows.append(([cls, str(counts[i] if i < len(classes) else n)], cells))
-    return Table(title, ["Class", "Count"], groups, rows)
+    return Table(title, ["Class", "Count"], groups, rows,
+                 [P.display(v) for v in variants] if variants else None)
 
 
 # ------------------------------------------------------------------------------ the report
@@ -193,6 +218,19 @@ def build_report(run_dirs: list[Path], out_dir: Path, experiment: Experiment | N
     return written
 
 
+def _variant(run_dir: Path) -> tuple[str, list]:
+    """(variant, switches) of a finished run, from its config.yaml (``corrected`` when it has
+    none, or its dataset has no protocol switches)."""
+    flat = P.run_config(run_dir)
+    if flat is None:
+        return P.CORRECTED, []
+    try:
+        sw = P.switches_of_run(flat)
+    except ConfigError:  # a dataset or engine this cnnvsdnn does not know: no protocols
+        return P.CORRECTED, []
+    return P.variant_of(flat, sw), sw
+
+
 def _data_key(m: dict) -> str:
     """What a run was trained on: the built-in set's name; for a folder or .npz its kind, name
     and content, so runs on other (or edited) data never share a table."""
@@ -211,85 +249,133 @@ def _write_dataset(dataset: str, runs: list[tuple[Path, dict]], out: Path,
     own = runs[0][1].get("data")
     name = DATASET_TITLES.get(dataset, dataset) if not own else \
         f"{runs[0][1]['dataset']} {own['path']}"
-    grouped: dict[str, list[tuple[Path, dict]]] = {}
+    # Side by side: the experiment's protocols as sub-columns of each column; otherwise a run
+    # of another protocol is a column of its own ("CNN (study protocol)").
+    # Other variants (one switch on or off) feed the "why they differ" section.
+    side = list(exp.protocols) if exp and len(exp.protocols) > 1 else None
+    grouped: dict[str, dict[str, list[tuple[Path, dict]]]] = {}
+    switches: dict[str, list] = {}
     for d, m in sorted(runs, key=lambda r: (r[1].get("seed", 0), str(r[0]))):
         label = (exp.column_of(m) if exp else None) or default_label(m)
-        grouped.setdefault(label, []).append((d, m))
+        variant, sw = _variant(d)
+        if side is None and variant != P.CORRECTED:
+            label = f"{label} ({P.display(variant)})"
+        switches.setdefault(label, sw)
+        grouped.setdefault(label, {}).setdefault(variant, []).append((d, m))
     labels = list(exp.runs) if exp else []
     labels += [lab for lab in grouped if lab not in labels]
-    metrics = {lab: [m for _, m in grouped.get(lab, [])] for lab in labels}
+    metrics = {lab: {v: [m for _, m in rs] for v, rs in grouped.get(lab, {}).items()}
+               for lab in labels}
+    shown = side or [P.CORRECTED]  # the variants in the tables; the others feed "why"
+    table_metrics = {lab: ({v: metrics[lab].get(v, []) for v in shown} if side else
+                           {v: ms for v, ms in metrics[lab].items()})
+                     for lab in labels}
 
     tables = (exp.tables or {}) if exp else {}
     t_acc = f"Table {tables['accuracy']} ({name})" if "accuracy" in tables else name
     t_cls = f"Table {tables['classes']} ({name})" if "classes" in tables else name
-    first = next(m for ms in metrics.values() for m in ms)
+    first = next(m for vs in metrics.values() for ms in vs.values() for m in ms)
     test = first["splits"]["test"]
     acc = accuracy_table(f"{t_acc}: accuracy on the training, development and test splits",
-                         labels, metrics, exp)
+                         labels, table_metrics, exp, side)
     cls = class_table(f"{t_cls}: test set per class, F1 score and area ratio (AR), weighted "
-                      f"averages last", labels, metrics, exp, classes, test["count"], test["n"])
+                      f"averages last", labels, table_metrics, exp, classes, test["count"],
+                      test["n"], side)
     acc.published = cls.published = not own  # the study never saw a user's data
     for table, stem in ((acc, "accuracy"), (cls, "per_class")):
         write_text(out / f"{stem}.md", table.markdown())
         write_text(out / f"{stem}.csv", table.csv())
         write_text(out / f"{stem}.tex", table.latex())
 
-    # figures 8-16: one per run; then per-class F1 of every column with runs
+    # figures 8-16: one per run of the tables; then per-class F1 of every column with runs
     figures = []
     for label in labels:
-        for d, m in grouped.get(label, []):
-            png = out / f"training_{m.get('engine', 'numba')}_{m['model']}_seed{m['seed']}.png"
-            if png in figures:  # two runs of one model and seed (e.g. other steps)
-                png = png.with_name(f"{png.stem}_{d.name}.png")
-            try:
-                log = read_log(d / LOG)
-            except ConfigError as ex:  # missing or damaged: the tables need no log
-                notes.append(f"{d}: no training figure ({ex}).")
-                continue
-            steps = f", {m['steps']} steps" if m.get("steps") else ""
-            plot_training(log, png, f"{name}, {label}: {m['engine']} {m['model']}, seed "
-                                    f"{m['seed']}{steps}")
-            figures.append(png)
-    f1 = {lab: [describe(list(v)).mean for v in zip(*(m["splits"]["test"]["f1"] for m in ms))]
-          for lab, ms in metrics.items() if ms}
+        for variant in (side or list(grouped.get(label, {}))):
+            for d, m in grouped.get(label, {}).get(variant, []):
+                tag = "" if variant == P.CORRECTED or not side else f"_{variant}"
+                png = out / (f"training_{m.get('engine', 'numba')}_{m['model']}{tag}_seed"
+                             f"{m['seed']}.png")
+                if png in figures:  # two runs of one model and seed (e.g. other steps)
+                    png = png.with_name(f"{png.stem}_{d.name}.png")
+                try:
+                    log = read_log(d / LOG)
+                except ConfigError as ex:  # missing or damaged: the tables need no log
+                    notes.append(f"{d}: no training figure ({ex}).")
+                    continue
+                steps = f", {m['steps']} steps" if m.get("steps") else ""
+                proto = f" ({P.display(variant)})" if side else ""
+                plot_training(log, png, f"{name}, {label}{proto}: {m['engine']} {m['model']}, "
+                                        f"seed {m['seed']}{steps}")
+                figures.append(png)
+    f1 = {}
+    for lab, by_v in table_metrics.items():
+        for v, ms in by_v.items():
+            if ms:
+                key = f"{lab} ({P.display(v)})" if side else lab
+                f1[key] = [describe(list(x)).mean
+                           for x in zip(*(m["splits"]["test"]["f1"] for m in ms))]
     f1_png = plot_f1_comparison(f1, classes, out / "f1_per_class.png",
                                 f"{name}: per-class F1 on the test set")
     figures.append(f1_png)
-    for label in labels:  # the test predictions of each column's first run
-        if grouped.get(label):
-            figures += _prediction_figures(out, name, label, *grouped[label][0], classes, notes)
+    for label in labels:  # the test predictions of each column's first run (corrected first)
+        by_v = grouped.get(label, {})
+        first_runs = by_v.get(P.CORRECTED) or next(iter(by_v.values()), None)
+        if first_runs:
+            figures += _prediction_figures(out, name, label, *first_runs[0], classes, notes)
 
     # notes: what the numbers are, where they come from, what is missing
     pub_count = (exp.published or {}).get("count") if exp else None
     if pub_count and list(pub_count) != list(test["count"]):
         notes.append(f"Our test counts {test['count']} differ from the study's {pub_count}.")
-    for label, ms in metrics.items():
-        if not ms and not any(n.startswith(f"{label}:") for n in notes):
+    for label in labels:
+        by_v = table_metrics[label]
+        if not any(by_v.values()) and not any(n.startswith(f"{label}:") for n in notes):
             notes.append(f"{label}: no finished run; shown as {NA}.")
-        elif len(ms) > 1:
-            seeds = [m["seed"] for m in ms]
-            notes.append(f"{label}: mean ± sd (sample sd) over {len(ms)} runs, seeds {seeds}.")
-            if len(set(seeds)) < len(seeds):
-                notes.append(f"{label}: several runs share a seed; they are averaged anyway.")
-        if len({m.get("steps") for m in ms}) > 1:
-            notes.append(f"{label}: the runs differ in steps {sorted({m['steps'] for m in ms})}.")
+        for v, ms in by_v.items():
+            what = f"{label} ({P.display(v)})" if side else label
+            if len(ms) > 1:
+                seeds = [m["seed"] for m in ms]
+                notes.append(f"{what}: mean ± sd (sample sd) over {len(ms)} runs, seeds {seeds}.")
+                if len(set(seeds)) < len(seeds):
+                    notes.append(f"{what}: several runs share a seed; they are averaged anyway.")
+            if len({m.get("steps") for m in ms}) > 1:
+                notes.append(f"{what}: the runs differ in steps "
+                             f"{sorted({m['steps'] for m in ms})}.")
     if exp and not exp.published:
-        notes.append("No published values for this dataset: the study columns show n/a.")
+        notes.append("No published values for this dataset: the published columns show n/a.")
     notes += (exp.notes if exp else [])
-    run_lines = [f"- {lab}: " + ", ".join(f"`{d}` ({m['steps']} steps)" for d, m in grouped[lab])
-                 for lab in labels if grouped.get(lab)]
+    why = ""
+    if side and P.CORRECTED in side and P.STUDY in side:
+        columns = [P.Column(lab, switches.get(lab, []),
+                            {v: {m["seed"]: (d, m) for d, m in rs}
+                             for v, rs in grouped.get(lab, {}).items()})
+                   for lab in labels if grouped.get(lab)]
+        why = P.why_section(columns, exp.published, exp.explained, exp.attribution)
+    run_lines = []
+    for lab in labels:
+        for v, rs in grouped.get(lab, {}).items():
+            what = f"{lab} ({P.display(v)})" if side else lab
+            run_lines.append(f"- {what}: " + ", ".join(f"`{d}` ({m['steps']} steps)"
+                                                       for d, m in rs))
     fig_lines = [f"![{p.stem}]({p.name})" for p in figures]
-    intro = ("The study's tables and figures on your own data (the study has no values for "
-             "it).\n\n" if own else "Ours, the study's published value (study) and the "
-             "difference (Δ = ours − study).\n\n")
+    if own:
+        intro = "The study's tables and figures on your own data (the study has no values for it)."
+    elif side:
+        intro = ("Ours under the corrected protocol and under the study's (`protocol=study`), "
+                 "the study's published value (study) and the differences (Δ = ours − study).")
+    else:
+        intro = "Ours, the study's published value (study) and the difference (Δ = ours − study)."
     heading = f"# {name}: the study's tables" + ("" if own else " beside ours")
-    report = (heading + "\n\n" + intro + acc.markdown() + "\n" + cls.markdown() + "\n" +
+    report = (f"{heading}\n\n{intro}\n\n" + acc.markdown() + "\n" + cls.markdown() + "\n" +
+              why +
               ("## Notes\n\n" + "\n".join(f"- {n}" for n in dict.fromkeys(notes)) + "\n\n"
                if notes else "") +
               "## Runs\n\n" + "\n".join(run_lines) + "\n\n## Figures\n\n" +
               "\n\n".join(fig_lines) + "\n")
     write_text(out / "report.md", report)
     print(f"\n{acc.markdown()}\n{cls.markdown()}")
+    if why:
+        print(why)
     for n in dict.fromkeys(notes):
         print(f"note: {n}")
     print(f"report: wrote {out}/ (report.md, accuracy and per_class .md/.csv/.tex, "

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import NOT_A_RESULT, SAME_RESULT, flat_config
+from ..config import NOT_A_RESULT, SAME_RESULT, flat_config, unused_keys, with_defaults
 from ..errors import ConfigError, DataError
 from ..evaluation.figures import plot_over_seeds
 from ..evaluation.stats import CONFIDENCE, Stats, describe, fmt_p, paired
@@ -80,17 +80,19 @@ def _flat(d) -> dict:
 
 
 def _settings(run_dir: Path) -> dict:
-    """The run's resolved config (config.yaml), flat, without the keys that are no variant."""
+    """The run's resolved config (config.yaml), flat, without the keys that are no variant
+    (a key the run predates counts as its default; a key the run does not use is left out)."""
     f = run_dir / CONFIG
     if not f.is_file():
         return {}
     try:
-        flat = _flat(yaml.safe_load(f.read_text()) or {})
+        flat = with_defaults(_flat(yaml.safe_load(f.read_text()) or {}))
     except yaml.YAMLError as ex:
         raise DataError(f"{f} is not valid YAML ({ex.__class__.__name__}); rerun that run or "
                         f"remove its directory") from None
-    return {k: v for k, v in flat.items()
-            if k not in _NOT_VARIANT and not k.startswith(_NOT_VARIANT_PREFIX)}
+    unused = unused_keys(flat)  # e.g. engine.fit_batch_size of a numba run
+    return {k: v for k, v in flat.items() if k not in _NOT_VARIANT and k not in unused
+            and not k.startswith(_NOT_VARIANT_PREFIX)}
 
 
 def load_runs(dirs: list[Path | str]) -> list[Run]:

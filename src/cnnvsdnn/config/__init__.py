@@ -10,9 +10,19 @@ from .compose import (
            flat_config,
            register_schemas,
 )
-from .schema import NOT_A_RESULT, SAME_RESULT, Config, DevSplit, default_of, keys_affecting
+from .schema import (
+           NOT_A_RESULT,
+           SAME_RESULT,
+           Config,
+           DevSplit,
+           default_of,
+           keys_affecting,
+           unused_keys,
+           with_defaults,
+)
 from .validate import ENGINES, validate
 
 __all__ = ["ENGINES", "NOT_A_RESULT", "SAME_RESULT", "Config", "DevSplit", "compose_config",
            "conf_dir", "config_diff", "config_error_line", "default_of", "flat_config",
-           "compose_job", "keys_affecting", "register_schemas", "validate"]
+           "compose_job", "keys_affecting", "register_schemas", "unused_keys", "validate",
+           "with_defaults"]

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..data import dataset_info
 from ..errors import ConfigError
-from .schema import NOT_A_RESULT, Config
+from .schema import NOT_A_RESULT, Config, unused_keys, with_defaults
 from .validate import validate
 
 
@@ -127,7 +127,11 @@ def flat_config(d: dict, prefix: str = "") -> dict:
 
 def config_diff(saved_yaml: str, current_yaml: str, ignore=NOT_A_RESULT) -> list[str]:
     """The keys whose values differ between two resolved configs (as written to config.yaml),
-    leaving out ``ignore`` (default: the keys that change nothing a run computes)."""
-    a = flat_config(yaml.safe_load(saved_yaml) or {})
-    b = flat_config(yaml.safe_load(current_yaml) or {})
-    return sorted(k for k in a.keys() | b.keys() if k not in ignore and a.get(k) != b.get(k))
+    leaving out ``ignore`` (default: the keys that change nothing a run computes) and the keys
+    neither config uses (``engine.fit_batch_size`` between two numba runs). A key one config
+    lacks (written before the key existed) counts as the schema's default."""
+    a = with_defaults(flat_config(yaml.safe_load(saved_yaml) or {}))
+    b = with_defaults(flat_config(yaml.safe_load(current_yaml) or {}))
+    unused = unused_keys(a) & unused_keys(b)
+    return sorted(k for k in a.keys() | b.keys()
+                  if k not in ignore and k not in unused and a.get(k) != b.get(k))

@@ -98,9 +98,9 @@ def _validate_keras(cfg: DictConfig) -> None:
     if e.get("epochs") is not None and not e.epochs > 0:
         raise ConfigError(f"engine.epochs={e.epochs} must be positive, or null for the study's "
                           f"(10; 20 on svhn)")
-    if not e.get("fit_batch_size", 32) > 0:
+    if not e.get("fit_batch_size", 128) > 0:
         raise ConfigError(f"engine.fit_batch_size={e.fit_batch_size} must be positive; the "
-                          f"study used Keras's default, 32")
+                          f"study's code passed 128")
     if cfg.train.resume:
         raise ConfigError("engine=keras runs cannot be resumed (no checkpoints); rerun without "
                           "train.resume=true in a new hydra.run.dir")

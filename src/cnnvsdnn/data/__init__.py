@@ -24,7 +24,7 @@ from ..errors import CnnvsdnnError, ConfigError, DataError
 from ..evaluation.figures import plot_image_grid
 from ..safe_io import atomic_write
 from ..ui import counting, warn
-from . import cache, custom, folders, sources
+from . import cache, custom, folders, readers, sources
 from .display import print_fetched, print_status, print_verify
 from .registry import DATASETS, DatasetInfo
 
@@ -145,15 +145,23 @@ class Splits(NamedTuple):
 
 def load_splits(dataset: str | Mapping, dev_size: int = 5000, dev_mode: str = "random",
                 seed: int = 0, verify: bool = True, mirror: str | None = None,
-                progress: bool = True) -> Splits:
+                progress: bool = True, cifar10_decode: str = "planar") -> Splits:
     """The official training set split into train and dev by :func:`dev_split`, and the test
     set, with int64 labels (what the training loop needs). ``dataset``: a built-in name or
-    ``cfg.dataset``."""
+    ``cfg.dataset``. ``cifar10_decode="study"``: CIFAR-10 images as the study's code decoded
+    them (:func:`readers.cifar10_study_decode`), in every split; other datasets ignore it."""
+    if cifar10_decode not in readers.CIFAR10_DECODES:
+        raise ConfigError(f"data.cifar10_decode={cifar10_decode!r} is not one of "
+                          f"{', '.join(readers.CIFAR10_DECODES)}")
     ds = load_dataset(dataset, verify=verify, mirror=mirror, progress=progress)
+    train_X, test_X = ds.train_X, ds.test_X
+    if ds.info.name == "cifar10" and cifar10_decode == "study":
+        train_X, test_X = readers.cifar10_study_decode(train_X), \
+            readers.cifar10_study_decode(test_X)
     train_idx, dev_idx = dev_split(ds.train_y.size, dev_size, mode=dev_mode, seed=seed)
-    return Splits(ds.info, (ds.train_X[train_idx], ds.train_y[train_idx].astype(np.int64)),
-                  (ds.train_X[dev_idx], ds.train_y[dev_idx].astype(np.int64)),
-                  (ds.test_X, ds.test_y.astype(np.int64)))
+    return Splits(ds.info, (train_X[train_idx], ds.train_y[train_idx].astype(np.int64)),
+                  (train_X[dev_idx], ds.train_y[dev_idx].astype(np.int64)),
+                  (test_X, ds.test_y.astype(np.int64)))
 
 
 def fetch(names, mirror: str | None = None, verify: bool = True) -> dict[str, str]:

@@ -137,6 +137,21 @@ def read_cifar10(path: Path) -> Arrays:
     return out
 
 
+CIFAR10_DECODES = ("planar", "study")
+
+
+def cifar10_study_decode(X: np.ndarray) -> np.ndarray:
+    """The images the study's code made of CIFAR-10 (``data.cifar10_decode=study``), from the
+    correctly decoded ones (N,32,32,3): back to the official rows, then each row reshaped
+    (32, 32, 3) as its ``load_cifar10`` did. Pixel (h, w, c) of an image is byte 96h + 3w + c
+    of its row, so each "image" is three horizontally squashed bands (R, G, B planes, 10⅔ rows
+    each) and its 3 "channels" are 3 neighbouring pixels of one colour plane. Derived from the
+    cached official decoding (a permutation of bytes), so the two decodings never share or
+    invalidate a cache file."""
+    rows = X.transpose(0, 3, 1, 2).reshape(len(X), 3 * 32 * 32)  # a copy: the official rows
+    return rows.reshape(len(X), 32, 32, 3)
+
+
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One SVHN ``*_32x32.mat`` (MATLAB v5): X (32,32,3,N) -> (N,32,32,3); y (N,1), 10 -> 0."""
     import scipy.io

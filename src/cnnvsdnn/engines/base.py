@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from .layer_types import Network
 
 ADAM_FORMS = ("textbook", "keras")
+EPS_SIGNS = ("plus", "minus")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class AdamSettings:
       the numba engine, PyTorch and JAX/optax compute this);
     - ``keras``: Keras's own, θ ← θ - η_t m/(√v + ε) with η_t = η √(1-β2^t)/(1-β1^t): its ε
       stands for ε√(1-β2^t) of the textbook form (the study's Keras runs used it, ε = 1e-7).
+
+    ``eps_sign="minus"`` computes θ ← θ - η m̂/(√v̂ - ε), as the study's code did (its
+    ``functions.adam``): where √v̂ < ε (a weight whose gradients are tiny and rare) the step
+    points uphill and can be huge. ``signed_eps`` is the ε that the ``+ ε`` formula takes.
     """
 
     lr: float = 1e-3
@@ -37,6 +42,8 @@ class AdamSettings:
     beta2: float = 0.999
     eps: float = 1e-8
     form: str = "textbook"
+    # plus: ... /(√v̂ + ε); minus: ... /(√v̂ − ε), the study's code (``optimizer.eps_sign``)
+    eps_sign: str = "plus"
 
     def __post_init__(self):
         for name in ("lr", "eps"):
@@ -45,8 +52,17 @@ class AdamSettings:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"optimizer.{name}={getattr(self, name)!r} must be in [0, 1)")
+        if self.eps_sign not in EPS_SIGNS:
+            raise ConfigError(f"optimizer.eps_sign={self.eps_sign!r} is not one of "
+                              f"{', '.join(EPS_SIGNS)}")
         if self.form not in ADAM_FORMS:
             raise ConfigError(f"Adam form {self.form!r} is not one of {', '.join(ADAM_FORMS)}")
+
+
+    @property
+    def signed_eps(self) -> float:
+        """+ε or -ε: the textbook update with this ε is the one ``eps_sign`` asks for."""
+        return self.eps if self.eps_sign == "plus" else -self.eps
 
 
 def split_flat(net: Network, flat: np.ndarray) -> dict[str, np.ndarray]:

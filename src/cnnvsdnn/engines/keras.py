@@ -59,7 +59,8 @@ class _Keras:
             """Textbook Adam (and the numba engine's): eps is added to sqrt(v_hat). Keras's own
             Adam computes ``theta -= alpha m / (sqrt(v) + eps)`` with ``alpha = lr
             sqrt(1-b2^t)/(1-b1^t)``: its eps stands for eps*sqrt(1-b2^t) of the textbook form,
-            a different optimiser whenever sqrt(v_hat) is near eps."""
+            a different optimiser whenever sqrt(v_hat) is near eps. A negative epsilon gives
+            the study's code's ``/(sqrt(v_hat) - eps)`` (``optimizer.eps_sign=minus``)."""
 
             def update_step(self, gradient, variable, learning_rate):
                 dt = variable.dtype
@@ -177,8 +178,12 @@ class KerasEngine(Engine):
         self.softmax_output, self._names = softmax_output, list(params)
         self.kmodel = build_keras_model(net, None, net.n_classes, softmax=softmax_output)
         set_keras_params(self.kmodel, params)
-        Adam = keras.optimizers.Adam if adam.form == "keras" else K.TextbookAdam
-        opt = Adam(learning_rate=adam.lr, beta_1=adam.beta1, beta_2=adam.beta2, epsilon=adam.eps)
+        if adam.form == "keras":  # Keras's own Adam, as the study's model.fit used it
+            opt = keras.optimizers.Adam(learning_rate=adam.lr, beta_1=adam.beta1,
+                                        beta_2=adam.beta2, epsilon=adam.eps)
+        else:
+            opt = K.TextbookAdam(learning_rate=adam.lr, beta_1=adam.beta1, beta_2=adam.beta2,
+                                 epsilon=adam.signed_eps)
         kmodel, variables = self.kmodel, self.kmodel.trainable_variables
         scce = keras.losses.sparse_categorical_crossentropy
 

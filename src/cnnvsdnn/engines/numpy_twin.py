@@ -60,13 +60,15 @@ def loss_and_grad(layers, input_shape, n_classes, params, x, y, dtype=np.float64
     return cost, acc, backward(net, p, caches, d), logits
 
 
-def adam_step(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    """Textbook Adam, step number t >= 1; returns new (p, m, v)."""
+def adam_step(p, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, eps_sign="plus"):
+    """Textbook Adam, step number t >= 1; returns new (p, m, v). ``eps_sign="minus"``: the
+    study's code's update p - lr mhat / (sqrt(vhat) - eps)."""
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
     mhat = m / (1 - beta1**t)
     vhat = v / (1 - beta2**t)
-    return p - lr * mhat / (np.sqrt(vhat) + eps), m, v
+    denom = np.sqrt(vhat) + eps if eps_sign == "plus" else np.sqrt(vhat) - eps
+    return p - lr * mhat / denom, m, v
 
 
 class NumpyEngine(Engine):
@@ -91,7 +93,7 @@ class NumpyEngine(Engine):
         for k in self.params:
             self.params[k], self.m[k], self.v[k] = adam_step(
                 self.params[k], grads[k], self.m[k], self.v[k], self.t, a.lr, a.beta1,
-                a.beta2, a.eps)
+                a.beta2, a.eps, a.eps_sign)
         return float(cost), acc
 
     def predict_proba(self, X, chunk=1000):

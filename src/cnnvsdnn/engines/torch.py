@@ -81,6 +81,9 @@ class TorchEngine(Engine):
         super().__init__(net, params, adam, batch_size, threads)
         if variant not in VARIANTS:
             raise ConfigError(f"torch variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        if adam.eps_sign != "plus":
+            raise ConfigError("the torch engine computes torch.optim.Adam, whose eps is added; "
+                              "optimizer.eps_sign=minus needs the numba or keras engine")
         torch, _ = load_torch()
         torch.set_num_threads(threads)
         self.torch, self.variant = torch, variant

@@ -2,7 +2,8 @@
 rows of strings, CSV files, and the same on the terminal.
 
 The report's tables (:class:`Table`) put each of our columns -- one run, or mean ± sd over
-seeds -- beside the study's published value and the difference Δ = ours − study.
+seeds; under one protocol or several -- beside the study's published value and the difference
+Δ = ours − published.
 """
 
 from __future__ import annotations
@@ -23,63 +24,96 @@ from .stats import Stats
 NA = "n/a"
 # Header names of columns that hold text (left-aligned); the others hold numbers.
 TEXT_COLUMNS = {"dataset", "engine", "variant", "model", "difference", "metric", "change",
+                "column", "split", "switch", "design", "verdict",
                 "point", "state", "job", "run directory"}
 
 
 @dataclass
 class Table:
-    """Rows of (row labels, one (ours, published) cell per group); rendered three ways."""
+    """Rows of (row labels, one (ours, published) cell per group); rendered three ways.
+
+    ``ours`` is one :class:`Stats` (or None), or with ``variants`` (e.g. the corrected and the
+    study's protocol) a list of them, one per variant: each is shown, then the published value,
+    then each one's difference to it."""
 
     title: str
     keys: list[str]  # names of the row-label columns, e.g. ["Split"] or ["Class", "Count"]
     groups: list[tuple[str, str]]  # (metric, column label), e.g. ("F1", "DNN")
-    rows: list[tuple[list[str], list[tuple[Stats | None, float | None]]]]
+    rows: list[tuple[list[str], list[tuple]]]
+    variants: list[str] | None = None  # names of our variants; None: one, unnamed
     published: bool = True  # False: data the study never saw, so no study and Δ columns
 
     def _group_name(self, metric: str, label: str) -> str:
         return label if len({m for m, _ in self.groups}) == 1 else f"{metric} {label}"
 
+    def _ours(self, cell) -> list:
+        return list(cell) if self.variants else [cell]
+
+    def _head(self, metric: str, label: str) -> list[str]:
+        g = self._group_name(metric, label)
+        names = [f"{g} {v}" for v in self.variants] if self.variants else [g]
+        if not self.published:
+            return names
+        return names + ["study"] + ([f"Δ {v}" for v in self.variants] if self.variants else ["Δ"])
+
+    def _width(self) -> int:
+        """Columns per group: each variant, then the study's value and each variant's Δ."""
+        n = len(self.variants) if self.variants else 1
+        return 2 * n + 1 if self.published else n
+
+    def _cells(self, ours, pub, tex: bool = False) -> list[str]:
+        ours = self._ours(ours)
+        out = [_fmt_ours(o, tex=tex) for o in ours]
+        if self.published:
+            out += [_fmt(pub)] + [_fmt_diff(o, pub, tex=tex) for o in ours]
+        return out
+
     def markdown(self) -> str:
         head = list(self.keys)
-        per = 3 if self.published else 1
         for metric, label in self.groups:
-            head += [self._group_name(metric, label), "study", "Δ"][:per]
+            head += self._head(metric, label)
         lines = [f"**{self.title}**", "", "| " + " | ".join(head) + " |",
-                 "|" + "---|" * len(self.keys) + "---:|" * per * len(self.groups)]
+                 "|" + "---|" * len(self.keys) + "---:|" * self._width() * len(self.groups)]
         for labels, cells in self.rows:
             out = list(labels)
             for ours, pub in cells:
-                out += [_fmt_ours(ours), _fmt(pub), _fmt_diff(ours, pub)][:per]
+                out += self._cells(ours, pub)
             lines.append("| " + " | ".join(out) + " |")
         return "\n".join(lines) + "\n"
 
     def csv(self) -> str:
-        """Long format, full precision: one line per row and group."""
+        """Long format, full precision: one line per row, group and variant."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([k.lower() for k in self.keys] +
-                   ["metric", "model", "ours", "ours_sd", "runs", "study", "difference"])
+        w.writerow([k.lower() for k in self.keys] + ["metric", "model", "protocol", "ours",
+                                                     "ours_sd", "runs", "study",
+                                                     "difference"])
         for labels, cells in self.rows:
             for (metric, label), (ours, pub) in zip(self.groups, cells, strict=True):
-                diff = ours.mean - pub if ours is not None and pub is not None else None
-                w.writerow([*labels, metric, label, _num(ours and ours.mean),
-                            _num(ours.sd if ours and ours.n > 1 else None),
-                            ours.n if ours else 0, _num(pub), _num(diff)])
+                for variant, o in zip(self.variants or [""], self._ours(ours), strict=True):
+                    diff = o.mean - pub if o is not None and pub is not None else None
+                    w.writerow([*labels, metric, label, variant, _num(o and o.mean),
+                                _num(o.sd if o and o.n > 1 else None), o.n if o else 0,
+                                _num(pub), _num(diff)])
         return buf.getvalue()
 
     def latex(self) -> str:
         """A booktabs ``table`` (\\usepackage{booktabs})."""
-        nk, ng = len(self.keys), len(self.groups)
+        nk, ng, k = len(self.keys), len(self.groups), self._width()
         names = [_tex(self._group_name(m, lab)) for m, lab in self.groups]
-        if self.published:
-            spec = "l" * nk + " rrr" * ng
-            top = " & ".join([""] * nk + [f"\\multicolumn{{3}}{{c}}{{{g}}}" for g in names])
-            rules = " ".join(f"\\cmidrule(lr){{{nk + 1 + 3 * i}-{nk + 3 + 3 * i}}}"
+        spec = "l" * nk + (" " + "r" * k) * ng
+        if self.published or self.variants:
+            top = " & ".join([""] * nk + [f"\\multicolumn{{{k}}}{{c}}{{{g}}}" for g in names])
+            rules = " ".join(f"\\cmidrule(lr){{{nk + 1 + k * i}-{nk + k * (i + 1)}}}"
                              for i in range(ng))
-            sub = " & ".join([*map(_tex, self.keys)] + ["ours & study & $\\Delta$"] * ng)
+            variants = self.variants or ["ours"]
+            sub_group = [*map(_tex, variants)]
+            if self.published:
+                sub_group += ["study"] + ["$\\Delta$" + (f" {_tex(v)}" if self.variants else "")
+                                          for v in variants]
+            sub = " & ".join([*map(_tex, self.keys)] + [" & ".join(sub_group)] * ng)
             head = [f"{top} \\\\", rules, f"{sub} \\\\"]
         else:
-            spec = "l" * nk + " r" * ng
             head = [" & ".join([*map(_tex, self.keys), *names]) + " \\\\"]
         lines = ["% needs \\usepackage{booktabs}", "\\begin{table}[htbp]", "\\centering",
                  "\\small", f"\\caption{{{_tex(self.title)}}}", f"\\begin{{tabular}}{{{spec}}}",
@@ -87,8 +121,7 @@ class Table:
         for labels, cells in self.rows:
             out = [_tex(x) for x in labels]
             for ours, pub in cells:
-                out += [_fmt_ours(ours, tex=True), _fmt(pub),
-                        _fmt_diff(ours, pub, tex=True)][:3 if self.published else 1]
+                out += self._cells(ours, pub, tex=True)
             lines.append(" & ".join(out) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(lines) + "\n"

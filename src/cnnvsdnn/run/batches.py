@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
+LAST_BATCH = ("next_epoch", "same_epoch", "smaller")
+
 
 class BatchOrder:
-    """Endless batches of indices: a fresh shuffle each epoch.
+    """Endless batches of indices: a fresh shuffle each epoch. An epoch's last partial batch:
 
-    ``wrap=True`` (the corrected protocol): the last partial batch of an epoch is filled from
-    the next epoch's order, so every batch has ``batch_size`` images. ``wrap=False`` (Keras's
-    ``fit``): an epoch ends with a smaller batch of what is left.
+    - ``next_epoch`` (the corrected protocol): filled from the next epoch's order, so every
+      batch has ``batch_size`` images;
+    - ``same_epoch`` (the study's code, ``train.last_batch=same_epoch``): filled from the start
+      of the same epoch's order (those images are seen twice in it); the next epoch starts a
+      new order, so an epoch is ceil(n / batch_size) batches;
+    - ``smaller`` (Keras's ``fit``): an epoch ends with a smaller batch of what is left.
     """
 
-    def __init__(self, n: int, batch_size: int, rng: np.random.Generator, wrap: bool = True):
-        self.n, self.batch_size, self.rng, self.wrap = n, batch_size, rng, wrap
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator,
+                 last: str = "next_epoch"):
+        if last not in LAST_BATCH:
+            raise ValueError(f"last={last!r} is not one of {', '.join(LAST_BATCH)}")
+        self.n, self.batch_size, self.rng, self.last = n, batch_size, rng, last
         self.order, self.pos = rng.permutation(n), 0
 
     def __iter__(self):
@@ -26,8 +34,12 @@ class BatchOrder:
             self.pos += b
             return self.order[self.pos - b:self.pos]
         head = self.order[self.pos:]
+        if self.last == "same_epoch" and head.size:
+            batch = np.concatenate([head, self.order[:b - head.size]])
+            self.order, self.pos = self.rng.permutation(self.n), 0
+            return batch
         self.order = self.rng.permutation(self.n)
-        if not self.wrap:
+        if self.last != "next_epoch":
             self.pos = 0
             return head if head.size else next(self)
         self.pos = b - head.size

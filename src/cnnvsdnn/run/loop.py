@@ -57,7 +57,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     threads = effective_threads(cfg)  # this job's share of the CPUs in a parallel sweep
     data = load_splits(cfg.dataset, dev_size=t.dev_size, dev_mode=_value(t.dev_split),
                        seed=cfg.seed, verify=cfg.data.verify, mirror=cfg.data.mirror,
-                       progress=cfg.progress)
+                       progress=cfg.progress, cifar10_decode=_value(cfg.data.cifar10_decode))
     info, (X_train, y_train), (X_dev, y_dev) = data.info, data.train, data.dev
     plan = schedule(cfg, y_train.size)
 
@@ -70,7 +70,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     engine = engines.create(cfg.engine.name, net, params, plan.adam, plan.batch_size, threads,
                             **plan.engine_options)
     batches = BatchOrder(y_train.size, plan.batch_size, np.random.default_rng(order_seq),
-                         wrap=plan.wrap)
+                         last=plan.last_batch)
     first = 1
     # killed before its first checkpoint: a resume starts again from step 0 in the same directory
     if t.resume and (run_dir / CHECKPOINT).exists():  # continue where the checkpoint left off

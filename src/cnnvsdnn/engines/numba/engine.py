@@ -31,7 +31,7 @@ class NumbaEngine(Engine):
         self.threads = plan.threads
         self.model = Model(net, batch_size=batch_size, params=params, threads=plan)
         self.opt = Adam(self.model.n_params, lr=adam.lr, beta1=adam.beta1, beta2=adam.beta2,
-                        eps=adam.eps)
+                        eps=adam.eps, eps_sign=adam.eps_sign)
         self._xb = np.empty((batch_size, *net.input_shape), np.float32)
 
     def train_step(self, X, idx, y):

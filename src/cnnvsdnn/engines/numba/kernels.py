@@ -628,3 +628,29 @@ def adam_step(p, g, m, v, lr, b1, b2, eps, c1, c2):
             vk[i] = vi
             pk[i] -= lr * (mi * c1) / (np.sqrt(vi * c2) + eps)
     fp_restore(old)
+
+
+@jit(parallel=True, exact_division=True)
+def adam_step_eps_minus(p, g, m, v, lr, b1, b2, eps, c1, c2):
+    """The study's code's update, theta -= lr * mhat / (sqrt(vhat) - eps)
+    (``optimizer.eps_sign=minus``), moments in float32 as :func:`adam_step`, the update in
+    float64 as the study computed it. Where sqrt(vhat) crosses eps the denominator passes near
+    0: in float32 it hits 0 exactly in some runs (an infinite step the study's float64 never
+    took); in float64 the steps are huge (the study's weights of ~100) but finite."""
+    old = ftz_on()
+    b1f, b2f, one = np.float32(b1), np.float32(b2), np.float32(1.0)
+    n = p.shape[0]
+    for k in prange((n + ADAM_CHUNK - 1) // ADAM_CHUNK):
+        ftz_on()
+        lo = k * ADAM_CHUNK
+        hi = min(lo + ADAM_CHUNK, n)
+        pk, gk, mk, vk = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+        for i in range(hi - lo):
+            gi = gk[i]
+            mi = b1f * mk[i] + (one - b1f) * gi
+            vi = b2f * vk[i] + (one - b2f) * gi * gi
+            mk[i] = mi
+            vk[i] = vi
+            step = lr * (np.float64(mi) * c1) / (np.sqrt(np.float64(vi) * c2) - eps)
+            pk[i] = np.float32(np.float64(pk[i]) - step)
+    fp_restore(old)
