@@ -87,6 +87,9 @@ class JaxEngine(Engine):
         super().__init__(net, params, adam, batch_size, threads)
         if adam.form != "textbook":
             raise NotImplementedError(f"the jax engine computes textbook Adam, not {adam.form}")
+        if adam.eps_sign != "plus":
+            raise ConfigError("the jax engine computes optax.adam, whose eps is added; "
+                              "optimizer.eps_sign=minus needs the numba or keras engine")
         kit = self.kit = load_jax(threads)
         jax, jnp, optax = kit.jax, kit.jnp, kit.optax
         _, logits = build_forward(net)
