@@ -14,8 +14,9 @@ from tests.synthetic import write_mnist
 
 N_TRAIN, N_TEST = 1200, 300
 # A tiny but complete run: every file of the run directory, in seconds.
+# the run directory's figures (seconds a run) only where a test looks at them
 TINY = ["train.steps=30", "train.eval_every=10", "train.dev_size=200", "train.batch_size=32",
-        "data.verify=false", "engine.threads=1"]
+        "data.verify=false", "engine.threads=1", "train.figures=false"]
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ needs_keras = pytest.mark.skipif(
                            "installed; pip install 'cnnvsdnn[reference]'")
 QUIET = [*TINY, "progress=false"]
 FILES = {"config.yaml", "log.h5", "metrics.json", "predictions_test.npz", "params.npz",
-         "tables.md", "training.png"}
+         "tables.md"}
+FIGURES = {"training.png", "gains.png", "confusion.png", "mistakes.png"}
 
 
 def _keras_cfg(*overrides):
@@ -36,9 +37,9 @@ def _keras_cfg(*overrides):
 def test_ours_protocol_tracks_the_numba_run(data_env, tmp_path):
     """Same initial weights, batches and Adam: the per-step costs of the two engines agree."""
     train(compose_config(QUIET), tmp_path / "numba")
-    train(_keras_cfg("engine.protocol=ours"), tmp_path / "keras")
+    train(_keras_cfg("engine.protocol=ours", "train.figures=true"), tmp_path / "keras")
 
-    assert FILES <= {p.name for p in (tmp_path / "keras").iterdir()}
+    assert FILES | FIGURES <= {p.name for p in (tmp_path / "keras").iterdir()}
     a, b = read_log(tmp_path / "numba" / "log.h5"), read_log(tmp_path / "keras" / "log.h5")
     assert np.array_equal(a["train"]["step"], b["train"]["step"])
     assert np.array_equal(a["dev"]["step"], b["dev"]["step"])
@@ -79,7 +80,8 @@ def test_study_protocol_fits_epochs_and_is_seeded(data_env, tmp_path):
     assert list(log["dev"]["step"]) == [steps // 2, steps]
     assert np.all(np.isfinite(log["train"]["cost"]))
     assert log["train"]["cost"][-5:].mean() < log["train"]["cost"][:5].mean()
-    assert FILES <= {p.name for p in (tmp_path / "a").iterdir()}
+    written = {p.name for p in (tmp_path / "a").iterdir()}
+    assert FILES <= written and not FIGURES & written  # train.figures=false (TINY)
     again = read_log(tmp_path / "b" / "log.h5")
     np.testing.assert_array_equal(log["train"]["cost"], again["train"]["cost"])
 

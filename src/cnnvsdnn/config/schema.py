@@ -130,6 +130,8 @@ class TrainConfig:
     resume: bool = setting(False, affects="nothing")  # continue the run in hydra.run.dir
     checkpoint_every: int = setting(500, affects="nothing")
     save_params: bool = setting(True, affects="nothing")
+    # the run directory's four figures (about 2-4 s a run; `report` draws its own)
+    figures: bool = setting(True, affects="nothing")
 
 
 @dataclass

@@ -54,11 +54,12 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
             input_shape=np.array(info.shape), classes=np.array(classes, dtype=str),
             **named_params))
     write_text(run_dir / TABLES, tables_markdown(title, splits, classes))
-    plot_training(read_log(run_dir / LOG), run_dir / FIGURE, title)
-    X_test, y_test = data.test
-    plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)
-    plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title)
-    plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES, title)
+    if cfg.train.figures:
+        plot_training(read_log(run_dir / LOG), run_dir / FIGURE, title)
+        X_test, y_test = data.test
+        plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)
+        plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title)
+        plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES, title)
     seconds = {"train_loop": round(loop_seconds, 3),
                "total": round(time.perf_counter() - started, 3)}
     metrics = {"dataset": cfg.dataset.name, "model": cfg.model.name, "engine": cfg.engine.name,
