@@ -167,16 +167,21 @@ def test_damaged_cache_manifest_is_rebuilt_not_trusted(data_dir, tmp_path, conte
 # --------------------------------------------------------------------------- one writer only
 def test_second_process_on_a_running_directory_is_refused(runs, tmp_path):
     run = tmp_path / "run"
-    first = _popen(["train", *LONG, f"hydra.run.dir={run}"], runs["env"])
+    # long enough to be running through every attempt below, then stopped by SIGTERM
+    endless = [o for o in LONG if not o.startswith("train.steps=")] + ["train.steps=1000000"]
+    first = _popen(["train", *endless, f"hydra.run.dir={run}"], runs["env"])
     _wait_for(run / "log.h5", first)
     hydra = snapshot(run / ".hydra")
     for extra in ([], ["train.resume=true"], ["seed=3"]):
-        res = run_cli(["train", *LONG, *extra, f"hydra.run.dir={run}"], runs["env"])
+        res = run_cli(["train", *endless, *extra, f"hydra.run.dir={run}"], runs["env"])
         one_line(res, 2, "in use by another cnnvsdnn process")
+    assert first.poll() is None  # the refusals were made while it ran
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=300) == 143, first.stderr.read()
     assert snapshot(run / ".hydra") == hydra
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    m = json.loads((run / "metrics.json").read_text())
-    assert m["seed"] == 0 and "seed: 0" in (run / "config.yaml").read_text()
+    assert "seed: 0" in (run / "config.yaml").read_text()
+    with np.load(run / "checkpoint.npz") as ckpt:  # the first run's own checkpoint
+        assert "seed: 0" in str(ckpt["config"])
 
 
 def test_second_sweep_into_a_running_sweep_directory_is_refused(runs, tmp_path):

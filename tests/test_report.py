@@ -29,7 +29,8 @@ def _report(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 def _experiment(path: Path, dataset="mnist", steps=30, runs=("DNN", "CNN")) -> Path:
     """A tiny experiment file: the study's MNIST columns and values, a few training steps."""
-    tiny = [o for o in TINY if not o.startswith("train.steps")] + [f"train.steps={steps}"]
+    tiny = [o for o in TINY if not o.startswith(("train.steps", "train.figures"))] + \
+        [f"train.steps={steps}"]  # and the runs' figures, as a user's (the report copies one)
     columns = {r: ["model=" + r.lower(), *tiny] for r in runs}
     path.write_text(
         f"DATASET = {dataset!r}\n"
