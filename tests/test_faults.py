@@ -186,9 +186,12 @@ def test_second_process_on_a_running_directory_is_refused(runs, tmp_path):
 
 def test_second_sweep_into_a_running_sweep_directory_is_refused(runs, tmp_path):
     sweep = tmp_path / "sweep"
-    first = _popen(["train", "-m", *LONG, "seed=0,1", f"hydra.sweep.dir={sweep}"], runs["env"])
+    endless = [o for o in LONG if not o.startswith("train.steps=")] + ["train.steps=1000000"]
+    first = _popen(["train", "-m", *endless, "seed=0,1", f"hydra.sweep.dir={sweep}"],
+                   runs["env"])
     _wait_for(sweep / "multirun.yaml", first)
-    res = run_cli(["train", "-m", *LONG, "seed=0,1", f"hydra.sweep.dir={sweep}"], runs["env"])
+    res = run_cli(["train", "-m", *endless, "seed=0,1", f"hydra.sweep.dir={sweep}"], runs["env"])
+    assert first.poll() is None  # refused while the first sweep ran
     one_line(res, 2, "in use")
     first.kill()
     first.wait()
@@ -259,7 +262,8 @@ def test_sigterm_before_the_loop_is_one_line(runs, tmp_path):
 
 def test_sigterm_while_results_are_written_leaves_a_complete_run(runs, tmp_path):
     run = tmp_path / "run"
-    proc = _popen(["train", *QUIET, f"hydra.run.dir={run}"], runs["env"])
+    # with the figures, as a user's run: the final writes take seconds
+    proc = _popen(["train", *QUIET, "train.figures=true", f"hydra.run.dir={run}"], runs["env"])
     _wait_for(run / "predictions_test.npz", proc)  # the final writes have begun
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
