@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from cnnvsdnn import engines
-from cnnvsdnn.config import compose_config
+from cnnvsdnn.config import model_layers
 from cnnvsdnn.engines.numba import Adam, build_model
 
 jax = pytest.importorskip("jax", reason="JAX not installed: pip install 'cnnvsdnn[bench]'")
@@ -30,10 +29,6 @@ def _close(ours, theirs, what, rtol=2e-4):
     assert err < rtol, f"{what}: max relative difference {err:.2e}"
 
 
-def _layers(model: str) -> list[dict]:
-    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers, resolve=True)
-
-
 # every model on MNIST's shape; the study's two also on CIFAR-10's (the suite stays fast)
 CASES = [(m, SHAPES[0]) for m in MODELS] + [(m, SHAPES[1]) for m in MODELS
                                              if m.stem in ("dnn", "cnn")]
@@ -43,7 +38,7 @@ CASES = [(m, SHAPES[0]) for m in MODELS] + [(m, SHAPES[1]) for m in MODELS
                          ids=[f"{m.stem}-{'x'.join(map(str, s))}" for m, s in CASES])
 def test_engine_agrees_with_jax(model_file, shape):
     # as `cnnvsdnn train model=...` resolves it: the last layer has one unit per MNIST class
-    layers = _layers(model_file.stem)
+    layers = model_layers(model_file.stem)
     ours = build_model(layers, input_shape=shape, n_classes=10, rng=np.random.default_rng(3),
                        batch_size=16)
     _, logits = build_forward(layers, shape, 10)
@@ -74,7 +69,7 @@ def test_engine_agrees_with_jax(model_file, shape):
 def test_jax_engine_trains_like_ours():
     """The bench's JAX engine (one jitted step: gather, gradients, optax Adam) takes the same
     steps as ours from the same parameters and batches."""
-    layers = _layers("cnn")
+    layers = model_layers("cnn")
     net = engines.network(layers, (28, 28, 1), 10)
     params = engines.init_params(net, np.random.default_rng(0))
     made = {name: engines.create(name, net, params, engines.AdamSettings(), 32, 1)

@@ -11,13 +11,12 @@ import importlib.util
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 if importlib.util.find_spec("keras") is None or importlib.util.find_spec("tensorflow") is None:
     pytest.skip("the optional extra 'reference' (keras 3, tensorflow-cpu) is not installed; "
                 "pip install 'cnnvsdnn[reference]'", allow_module_level=True)
 
-from cnnvsdnn.config import compose_config  # noqa: E402
+from cnnvsdnn.config import model_layers  # noqa: E402
 from cnnvsdnn.engines import keras as ke  # noqa: E402
 from cnnvsdnn.engines.numba import Adam, build_model  # noqa: E402
 
@@ -25,12 +24,8 @@ K = ke.load_keras()  # a broken install fails here (not skipped)
 tf = K.tf
 
 
-def _conf_layers(name):
-    """The model's layers as `cnnvsdnn train model=NAME` resolves them (10 output units)."""
-    return OmegaConf.to_container(compose_config([f"model={name}"]).model.layers, resolve=True)
-
-
-MODELS = {name: _conf_layers(name) for name in ("dnn", "cnn", "cnn32", "cnn_deep", "cnn_elu",
+# the models' layers as `cnnvsdnn train model=NAME` resolves them (10 output units)
+MODELS = {name: model_layers(name) for name in ("dnn", "cnn", "cnn32", "cnn_deep", "cnn_elu",
                                                 "cnn_avgpool")}
 # Beyond the shipped configs: ELU with alpha != 1 (is alpha carried over?), an even kernel and
 # stride 2 on both sides.

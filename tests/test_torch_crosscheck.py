@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from cnnvsdnn.config import compose_config
+from cnnvsdnn.config import model_layers
 from cnnvsdnn.engines.numba import Adam, build_model
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install 'cnnvsdnn[bench]'")
@@ -38,8 +37,7 @@ def _close(ours, theirs, what, rtol=2e-4):
 def test_engine_agrees_with_pytorch(model_file, shape):
     torch.set_num_threads(1)
     # as `cnnvsdnn train model=...` resolves it: the last layer has one unit per MNIST class
-    layers = OmegaConf.to_container(compose_config([f"model={model_file.stem}"]).model.layers,
-                                    resolve=True)
+    layers = model_layers(model_file.stem)
     ours = build_model(layers, input_shape=shape, n_classes=10, rng=np.random.default_rng(3),
                        batch_size=16)
     net = _torch_twin(layers, shape, ours)

@@ -29,10 +29,9 @@ import time
 from importlib.util import find_spec
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from rich.table import Table
 
-from ..config import compose_config
+from ..config import model_layers
 from ..errors import CnnvsdnnError, ConfigError
 from ..safe_io import check_output, write_text
 from ..ui import warn, wide_console
@@ -102,7 +101,7 @@ def run(ns: argparse.Namespace) -> int:
         console.print(f"not installed, skipped: {', '.join(missing)} (pip install "
                       f"'cnnvsdnn[bench]')")
         engines = [e for e in engines if NEEDS.get(e) not in missing]
-    layer_lists = {m: _layers(m) for m in models}
+    layer_lists = {m: model_layers(m) for m in models}  # 10 classes, as every input's
     data = {inp: BenchData(inp, verify=not ns.no_verify) for inp in inputs}
     for d in data.values():
         if d.note:
@@ -247,11 +246,6 @@ def _split(text: str) -> list[str]:
 def _load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
-
-def _layers(model: str) -> list[dict]:
-    """The model's layer list as `cnnvsdnn train model=...` composes and validates it."""
-    return OmegaConf.to_container(compose_config([f"model={model}"]).model.layers,
-                                  resolve=True)  # the last layer: ${n_classes:} = 10
 
 
 def _print_table(console, rows) -> None:

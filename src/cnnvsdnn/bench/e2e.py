@@ -20,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from rich.table import Table
 
-from ..config import compose_config
+from ..config import compose_config, model_layers
 from ..errors import CnnvsdnnError
 
 PLAIN = {"torch_fused": "plain_torch.py", "jax": "plain_jax.py"}
@@ -69,10 +68,8 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
     for model in models:
         for inp in inputs:
             d = data[inp]
-            cfg = compose_config([f"model={model}", f"dataset={d.dataset}"])
-            # resolved: the last layer's ${n_classes:} is the dataset's classes
-            layers = OmegaConf.to_container(cfg.model.layers, resolve=True)
-            steps = ns.e2e_steps or int(cfg.train.steps)
+            layers = model_layers(model, d.dataset)
+            steps = ns.e2e_steps or int(compose_config([f"dataset={d.dataset}"]).train.steps)
             got = {e: [] for e in engines}
             rng = random.Random(0)
             for rep in range(ns.e2e_repeats):

@@ -8,6 +8,7 @@ from .compose import (
            config_diff,
            config_error_line,
            flat_config,
+           model_layers,
            register_schemas,
 )
 from .schema import (
@@ -24,5 +25,5 @@ from .validate import ENGINES, validate
 
 __all__ = ["ENGINES", "NOT_A_RESULT", "SAME_RESULT", "Config", "DevSplit", "compose_config",
            "conf_dir", "config_diff", "config_error_line", "default_of", "flat_config",
-           "compose_job", "keys_affecting", "register_schemas", "unused_keys", "validate",
-           "with_defaults"]
+           "compose_job", "keys_affecting", "model_layers", "register_schemas", "unused_keys",
+           "validate", "with_defaults"]

@@ -64,6 +64,13 @@ def compose_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def model_layers(model: str, dataset: str = "mnist") -> list[dict]:
+    """The layer list of ``conf/model/<model>.yaml`` as ``cnnvsdnn train model=... dataset=...``
+    composes it: validated, the last layer's ``${n_classes:}`` resolved for the dataset."""
+    cfg = compose_config([f"model={model}", f"dataset={dataset}"])
+    return OmegaConf.to_container(cfg.model.layers, resolve=True)
+
+
 def compose_job(overrides: list[str], multirun: bool, job_num: int = 0) -> tuple[DictConfig, Path]:
     """The validated config of one job with these overrides (Hydra's own included) and the
     directory Hydra will give it: ``hydra.run.dir``, or for job ``job_num`` of a multirun
