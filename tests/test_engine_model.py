@@ -272,6 +272,43 @@ def test_dense_split_over_numba_threads_matches_one_blas_call(name, batch):
         close(g, rgrads[key])
 
 
+
+@pytest.mark.parametrize("name", ["dnn", "cnn", "linear"])
+def test_evaluation_split_along_the_batch_matches_numpy_twin(name, monkeypatch):
+    """Evaluation runs big dense layers as row blocks (``dense_fwd_rows``) and scales uint8
+    chunks over the threads (``scale_u8_blocks``): uneven blocks, a last chunk smaller than the
+    thread count, and uint8 input, all against the twin's float64 forward pass."""
+    if numba_threads() < 2:
+        pytest.skip("needs 2 numba threads")
+    from cnnvsdnn.engines.numba import kernels as K
+    from cnnvsdnn.engines.numba.model import SCALE_SPLIT_MIN
+
+    model, _, _ = make(name, (28, 28, 1), batch=4)
+    X = np.random.default_rng(5).integers(0, 256, (1001, 28, 28, 1), dtype=np.uint8)
+    ref = numpy_ref.forward(model.net, model.layer_params(),
+                            X.astype(np.float64) / 255)[0]
+    ref = np.exp(ref - ref.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    try:
+        model.use_threads(set_threads(2))
+        dense = next(layer for layer in model.layers if layer.spec["type"] == "dense")
+        assert dense._blocks(400) == 2 and 400 * 784 >= SCALE_SPLIT_MIN > 201 * 784  # paths under test
+        calls = []  # which kernels run, and the scaling's thread counts
+        rows, scale = K.dense_fwd_rows, K.scale_u8_blocks
+        monkeypatch.setattr(K, "dense_fwd_rows", lambda *a: (calls.append("rows"), rows(*a)))
+        monkeypatch.setattr(K, "scale_u8_blocks",
+                            lambda X, out, nb: (calls.append(nb), scale(X, out, nb)))
+        probs = model.predict_proba(X, chunk=400)  # chunks 400, 400, 201
+        monkeypatch.undo()
+    finally:
+        set_threads(1)
+    assert "rows" in calls and 2 in calls and 1 in calls  # the last chunk is scaled serially
+    close(probs, ref, rel=1e-5)
+    scaled = np.empty((7, 784), np.float32)
+    K.scale_u8_blocks(X[:7].reshape(7, -1), scaled, 3)  # blocks of 2, 2, 3 rows
+    assert np.array_equal(scaled, (X[:7].reshape(7, -1) / 255).astype(np.float32))
+
+
 def test_multithreaded_blas_option_matches_numpy_twin():
     """``set_threads(n, blas_threads=2)``: unsplit dense layers, BLAS's own threads instead."""
     if numba_threads() < 2:

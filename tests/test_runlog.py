@@ -21,6 +21,7 @@ def _fill(log, start, stop, eval_every=100):
     log.append_train(steps, 1.0 / steps, steps / stop)
     for s in steps[steps % eval_every == 0]:
         log.append_dev(int(s), 2.0 / s, s / (2 * stop))
+    log.flush()  # as the training loop does after each group of appends
 
 
 def test_layout_and_round_trip(tmp_path):
@@ -102,6 +103,7 @@ WRITER = textwrap.dedent("""
         log.append_train(steps, np.log(steps), 1.0 / steps)
         step += 100
         log.append_dev(step, 0.5, 0.25)
+        log.flush()
         if step == 2000:
             print("ready", flush=True)
 """)

@@ -55,11 +55,12 @@ class TrainingProgress:
     def update(self, step: int, cost: float, acc: float, dev_acc: float) -> None:
         if not self.enabled:
             return
-        dev = "-" if math.isnan(dev_acc) else f"{dev_acc:.4f}"
         if self._progress is not None:
             if step % 10 == 0 or step == self.total:  # redrawing every step costs time
-                self._progress.update(self._task, completed=step, cost=cost, acc=acc, dev=dev)
+                self._progress.update(self._task, completed=step, cost=cost, acc=acc,
+                                      dev=_dev(dev_acc))
         elif step % self.every == 0 or step == self.total:
+            dev = _dev(dev_acc)
             elapsed = time.perf_counter() - self._started
             print(f"{self.title}: step {step}/{self.total} cost {cost:.4f} acc {acc:.3f} "
                   f"dev {dev} ({elapsed:.1f} s)", file=sys.stderr, flush=True)
@@ -68,6 +69,10 @@ class TrainingProgress:
         if self._progress is not None:
             self._progress.__exit__(*exc)
         return False
+
+
+def _dev(acc: float) -> str:
+    return "-" if math.isnan(acc) else f"{acc:.4f}"
 
 
 def compiling(work, enabled: bool = True) -> float:

@@ -78,7 +78,10 @@ def plot_training(log: dict, out_png: str | Path, title: str) -> Path:
         dev_label += (f" (final: cost {dev['cost'][-1]:.4g}, "
                       f"accuracy {dev['accuracy'][-1]:.4f})")
 
-    fig = _figure(figsize=(9, 6.5), layout="constrained")
+    w, h = 9, 6.5  # a fixed layout (inches): constrained layout doubles the drawing time
+    fig = _figure(figsize=(w, h))
+    fig.subplots_adjust(left=0.85 / w, right=1 - 0.2 / w, top=1 - 0.55 / h, bottom=0.6 / h,
+                        hspace=0.08)
     ax_cost, ax_acc = fig.subplots(2, 1, sharex=True)
     panels = ((ax_cost, "cost", "Cost (cross-entropy)"), (ax_acc, "accuracy", "Accuracy"))
     for ax, key, label in panels:
@@ -343,8 +346,14 @@ def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
     np.add.at(cm, (labels, probs.argmax(1)), 1)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     side = min(max(4.5, 0.55 * k + 2.5), 14)
-    fig = _figure(figsize=(side + 1.2, side), layout="constrained")
-    ax = fig.subplots()
+    # a fixed layout (inches): the matrix in a square beside its colour bar, room for long
+    # class names below and left, two title lines above
+    room = 1.25 if max(map(len, classes), default=0) > 3 else 0.75
+    w, h, top = side + 1.2, side, 0.75
+    sq = min(w - room - 1.5, h - room - top)
+    fig = _figure(figsize=(w, h))
+    ax = fig.add_axes([room / w, room / h, sq / w, sq / h])
+    cax = fig.add_axes([(room + sq + 0.25) / w, (room + 0.1 * sq) / h, 0.18 / w, 0.8 * sq / h])
     im = ax.imshow(share, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
     if k <= 30:
         size = 9 if k <= 12 else 7 if k <= 20 else 5.5
@@ -360,7 +369,7 @@ def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
     ax.set_yticks(list(ticks), [classes[i] for i in ticks], fontsize=9)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class (square-root scale)")
+    fig.colorbar(im, cax=cax, label="share of the true class (square-root scale)")
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"{title}\nconfusion matrix of the {cm.sum()} test images (accuracy "
                  f"{acc:.4f})", fontsize=11)

@@ -4,8 +4,10 @@ Layout: datasets ``train/step``, ``train/cost``, ``train/accuracy`` (every step)
 ``dev/cost``, ``dev/accuracy`` (every ``eval_every`` steps), all 1-D, chunked and resizable;
 the resolved config YAML is the root attribute ``config``.
 
-Crash safety: the file is written in HDF5 SWMR mode and flushed after every append, so a run
-killed at any moment (even ``kill -9``) leaves a file that :func:`read_log` can read. Rows are
+Crash safety: the file is written in HDF5 SWMR mode, which keeps the file on disk readable
+whatever is flushed when, so a run killed at any moment (even ``kill -9``) leaves a file that
+:func:`read_log` can read; the writer calls :meth:`RunLog.flush` after each group of appends
+(one flush costs about as much as the appends, so not after each). Rows are
 padded with fill values (step -1) until written, and ``step`` is written after ``cost`` and
 ``accuracy``, so the reader keeps the prefix of rows whose step is set and whose three arrays
 all exist. Resuming rewrites the log from what :func:`read_log` recovers (into a temporary
@@ -88,7 +90,6 @@ class RunLog:
             ds = g[name]
             ds.resize((n + m,))
             ds[n:] = cols[name]
-        self._file.flush()
 
     def truncate_after(self, step: int) -> None:
         """Drop the rows with ``step`` greater than the given one in both groups (on resume)."""

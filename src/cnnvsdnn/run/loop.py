@@ -101,7 +101,9 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
     if "protocol" in plan.info:
         title += f" ({cfg.engine.name}, {plan.info['protocol']})"
+    # plain ints: an attribute of an OmegaConf node costs ~0.1 ms, 5 % of a step
     steps, every = plan.steps, plan.eval_every
+    ckpt_every, eval_chunk = int(t.checkpoint_every), int(t.eval_chunk)
     buf = np.zeros((3, every))  # step, cost, accuracy; flushed to the log every eval
     nbuf = 0
     dev_acc = float("nan")
@@ -112,16 +114,20 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     if slow:
         warn(slow)
     loop_started = time.perf_counter()
+    step_s = eval_s = 0.0  # the loop's seconds inside train_step and the dev evaluation
+    clock = time.perf_counter
     signals.defer()  # from here on a signal stops the loop after its step
     with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
             TrainingProgress(steps, title, enabled=cfg.progress, start=first - 1) as bar:
         log.truncate_after(first - 1)  # rows past the checkpoint are redone
         for step in range(first, steps + 1):
             idx = next(batches)
+            t0 = clock()
             cost, acc = engine.train_step(X_train, idx, y_train[idx])
+            step_s += clock() - t0
             buf[:, nbuf] = step, cost, acc
             nbuf += 1
-            save = step % t.checkpoint_every == 0 or step == steps or signals.signum
+            save = step % ckpt_every == 0 or step == steps or signals.signum
             # a checkpoint must hold finite parameters (a resume would diverge again)
             diverged = not math.isfinite(cost) or ((save or step % every == 0)
                                                    and not engine.finite())
@@ -136,7 +142,9 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                     f"{plan.adam.lr}), try a smaller one. The log and the last checkpoint stay "
                     f"in {run_dir}")
             if step % every == 0:
-                p_dev = engine.predict_proba(X_dev, chunk=t.eval_chunk)
+                t0 = clock()
+                p_dev = engine.predict_proba(X_dev, chunk=eval_chunk)
+                eval_s += clock() - t0
                 dev_acc = float(np.mean(p_dev.argmax(1) == y_dev))
                 log.append_dev(step, cross_entropy(p_dev, y_dev), dev_acc)
                 log.flush()
@@ -157,6 +165,8 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                      lambda X: engine.predict_proba(X, chunk=t.eval_chunk),
                      engine.flat_params(), engine.layer_params(), steps=steps,
                      started=started, loop_seconds=loop_seconds,
+                     loop_parts={"setup": loop_started - started, "train_steps": step_s,
+                                 "dev_eval": eval_s},
                      extra={**plan.info, **engine.info()})
     if signals.signum:
         raise Interrupted(f"{signals.name} while the results were written; they are complete: "

@@ -33,9 +33,14 @@ from .log import read_log
 
 def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict,
                flat_params: np.ndarray, named_params: dict, *, steps: int, started: float,
-               loop_seconds: float, extra: dict | None = None) -> float:
+               loop_seconds: float, loop_parts: dict | None = None,
+               extra: dict | None = None) -> float:
     """Metrics on the three splits with ``predict(X) -> probs``, then every result file.
-    Returns the dev accuracy."""
+    ``loop_parts``: seconds before the loop (``setup``: data, engine, compilation) and the
+    loop's seconds inside the training steps and the dev evaluations (``train_loop`` and these
+    cover the steps this process ran: after a resume, the rest). ``results``: the seconds of
+    this function (final metrics, files, figures). Returns the dev accuracy."""
+    results_started = time.perf_counter()
     run_dir = Path(run_dir)
     info, classes = data.info, list(data.info.classes)
     splits = {}
@@ -60,8 +65,10 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
         plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)
         plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title)
         plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES, title)
+    now = time.perf_counter()
     seconds = {"train_loop": round(loop_seconds, 3),
-               "total": round(time.perf_counter() - started, 3)}
+               **{k: round(v, 3) for k, v in (loop_parts or {}).items()},
+               "results": round(now - results_started, 3), "total": round(now - started, 3)}
     metrics = {"dataset": cfg.dataset.name, "model": cfg.model.name, "engine": cfg.engine.name,
                "seed": cfg.seed, "steps": steps, "splits": splits, "seconds": seconds,
                **(extra or {})}

@@ -42,6 +42,25 @@ def gather_u8(X, idx, out):
     fp_restore(old)
 
 
+
+@jit(parallel=True, exact_division=True)
+def scale_u8_blocks(X, out, nb):
+    """out = X / 255 in float32 over ``nb`` threads, a block of rows each: evaluation's
+    chunks (1,000 images, 0.8-3 MB) are big enough to be worth the pool; the values are those
+    of ``gather_u8``."""
+    old = ftz_on()
+    B, D = X.shape
+    c = np.float32(255.0)
+    for k in prange(nb):
+        ftz_on()
+        for i in range(k * B // nb, (k + 1) * B // nb):
+            src = X[i]
+            dst = out[i]
+            for j in range(D):
+                dst[j] = np.float32(src[j]) / c
+    fp_restore(old)
+
+
 # ----------------------------------------------------------------------------- conv
 # Per-sample work runs in planar scratch: the zero-bordered input xp (C, Hp*Wp) and the output
 # z (F, Ho*Wq), each plane stored flat. With stride 1 the output plane keeps the padded row
@@ -355,6 +374,27 @@ def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
                 acc += part[k, s, j]
             row[j] = acc
     _bias_act_rows(z, b, 0, B, act, alpha)
+    fp_restore(old)
+
+
+
+@jit(parallel=True)
+def dense_fwd_rows(x, w, b, z, nb, act, alpha):
+    """``dense_fwd`` over ``nb`` threads split along the batch, for evaluation: block k
+    computes rows r0:r1 of z whole (one BLAS call, its bias and activation), so no partial
+    sums are added up afterwards (on 1,000-image chunks that serial sum cost as much as the
+    128->128 layer's matmul). Each row is one BLAS call's row over all inputs, whatever
+    ``nb``, so the output does not depend on the number of threads."""
+    old = ftz_on()
+    B, N = x.shape
+    M = w.shape[1]
+    for k in prange(nb):
+        ftz_on()
+        r0 = k * B // nb
+        r1 = (k + 1) * B // nb
+        if r1 > r0:
+            _gemm(False, False, r1 - r0, M, N, x[r0:], N, w, M, z[r0:], M)
+            _bias_act_rows(z, b, r0, r1, act, alpha)
     fp_restore(old)
 
 

@@ -54,8 +54,9 @@ class _Fusing(Layer):
 class Dense(_Fusing):
 
     def workspace(self, cap, train):
-        ws = {"out": np.empty((cap, *self.out_shape), np.float32),
-              "part": np.empty((_SLOTS, cap, *self.out_shape), np.float32)}  # see K.dense_fwd_split
+        ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
+        if train:  # evaluation splits along the batch and needs no partial sums
+            ws["part"] = np.empty((_SLOTS, cap, *self.out_shape), np.float32)  # K.dense_fwd_split
         if train:
             ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
             ws["dz"] = np.empty((cap, *self.out_shape), np.float32)
@@ -69,7 +70,9 @@ class Dense(_Fusing):
         x = np.ascontiguousarray(x)  # the kernels pass row strides to BLAS (no copy if C-order)
         z = ws["out"][: x.shape[0]]
         nb = self._blocks(x.shape[0])
-        if nb > 1:
+        if nb > 1 and not train:  # evaluation: whole rows per thread, no partial sums
+            K.dense_fwd_rows(x, self.p["w"], self.p["b"], z, nb, self.act, self.alpha)
+        elif nb > 1:
             K.dense_fwd_split(x, self.p["w"], self.p["b"], z, ws["part"], nb, self.act,
                               self.alpha)
         else:
