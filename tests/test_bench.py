@@ -45,6 +45,10 @@ def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
     assert {r["engine"] for r in rows} == {"numba", *PEERS}
     for r in rows:
         assert r["steps"] == 200 and r["loop_ms_per_step"] > 0 and r["process_s"] > 0
+    ours = next(r for r in rows if r["engine"] == "numba")
+    # the steps alone, timed inside the same loop, and what follows the loop
+    assert 0 < ours["step_ms_in_loop"] < ours["loop_ms_per_step"]
+    assert 0 < ours["results_s"] < ours["process_s"]
     assert "whole training runs" in res.stdout
 
 

@@ -7,6 +7,11 @@ JAX (``plain_jax.py``), all on the input's dataset (``bench/data.py``) with the 
 seed 0, one after the other in a fresh random order each repeat. Reported per run: the training
 loop's milliseconds per step (``metrics.json``'s ``seconds.train_loop`` / steps; the scripts time
 the same loop) and the whole process's seconds (imports, data, compilation, final evaluation).
+For ours also the milliseconds per step spent inside the training steps themselves
+(``seconds.train_steps``): the bare step measured in the same run, so ``loop / step`` is the
+loop's own overhead (development evaluation, log, checkpoints, progress) free of the machine's
+drift between two measurements; and the seconds after the loop (``seconds.results``: final
+metrics, files and figures).
 """
 
 from __future__ import annotations
@@ -53,11 +58,12 @@ def _run(engine, model, layers, data, threads, steps, dev_size, out: Path) -> di
                             f"{tail}")
     if engine == "numba":
         m = json.loads((out / "run" / "metrics.json").read_text())
-        loop_s, done = m["seconds"]["train_loop"], m["steps"]
-    else:
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        loop_s, done = r["loop_s"], r["steps"]
-    return {"loop_ms_per_step": 1e3 * loop_s / done, "process_s": wall}
+        sec, done = m["seconds"], m["steps"]
+        return {"loop_ms_per_step": 1e3 * sec["train_loop"] / done, "process_s": wall,
+                "step_ms_in_loop": 1e3 * sec["train_steps"] / done,
+                "results_s": sec["results"]}
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"loop_ms_per_step": 1e3 * r["loop_s"] / r["steps"], "process_s": wall}
 
 
 def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
@@ -77,30 +83,30 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
                     r = _run(e, model, layers, d, threads, steps, ns.dev_size,
                              tmp / f"e2e_{e}_{model}_{inp}_{rep}")
                     got[e].append(r)
+                    inside = (f" ({r['step_ms_in_loop']:.3f} inside the steps)"
+                              if "step_ms_in_loop" in r else "")
                     console.print(f"  e2e {e:11s} {model:4s} {inp} threads={threads}: "
-                                  f"{r['loop_ms_per_step']:7.3f} ms/step in the loop, "
+                                  f"{r['loop_ms_per_step']:7.3f} ms/step in the loop{inside}, "
                                   f"{r['process_s']:6.1f} s the whole process", highlight=False)
             for e, rs in got.items():
                 rows.append({"engine": e, "model": model, "input": inp, "threads": threads,
-                             "steps": steps, "loop_ms_per_step": round(statistics.median(
-                                 r["loop_ms_per_step"] for r in rs), 4),
-                             "process_s": round(statistics.median(r["process_s"] for r in rs),
-                                                2)})
+                             "steps": steps, **{k: round(statistics.median(r[k] for r in rs), 4)
+                                                for k in rs[0]}})
     return rows
 
 
 def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
-    """Ours against each peer's plain script, and the loop against the bare step of ``bench``
-    (same model, input and threads, measured in the same run)."""
+    """Ours against each peer's plain script; our loop against its own steps (same run) and
+    against the bare step of ``bench`` (same model, input and threads, timed in bursts)."""
     by = {(r["engine"], r["model"], r["input"]): r for r in rows}
     bare = {(r["model"], r["input"], r["threads"]): r["ms_per_step"] for r in step_rows
             if r["engine"] == "numba"}
     peers = sorted({r["engine"] for r in rows} - {"numba"})
     table = Table(title="whole training runs (medians): training loop ms per step and the "
                         "whole process's seconds; (x) = peer / ours")
-    for col in ("model", "input", "steps", "ours loop ms", "bare step ms", "loop / bare",
-                "ours process s", *[f"{p} loop ms" for p in peers],
-                *[f"{p} process s" for p in peers]):
+    for col in ("model", "input", "steps", "ours loop ms", "step ms in the loop", "loop / step",
+                "bench step ms", "ours process s", "after the loop s",
+                *[f"{p} loop ms" for p in peers], *[f"{p} process s" for p in peers]):
         table.add_column(col, justify="right", no_wrap=True)
     for (e, model, inp), r in by.items():
         if e != "numba":
@@ -114,7 +120,8 @@ def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
             proc.append("-" if q is None else f"{q['process_s']:.1f} "
                         f"({q['process_s'] / r['process_s']:.2f}x)")
         table.add_row(model, inp, str(r["steps"]), f"{r['loop_ms_per_step']:.3f}",
-                      "-" if b is None else f"{b:.3f}",
-                      "-" if b is None else f"{r['loop_ms_per_step'] / b:.2f}",
-                      f"{r['process_s']:.1f}", *loop, *proc)
+                      f"{r['step_ms_in_loop']:.3f}",
+                      f"{r['loop_ms_per_step'] / r['step_ms_in_loop']:.3f}",
+                      "-" if b is None else f"{b:.3f}", f"{r['process_s']:.1f}",
+                      f"{r['results_s']:.1f}", *loop, *proc)
     console.print(table)

@@ -167,7 +167,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                      started=started, loop_seconds=loop_seconds,
                      loop_parts={"setup": loop_started - started, "train_steps": step_s,
                                  "dev_eval": eval_s},
-                     extra={**plan.info, **engine.info()})
+                     extra={**plan.info, **engine.info()}, cores=threads)
     if signals.signum:
         raise Interrupted(f"{signals.name} while the results were written; they are complete: "
                           f"the run in {run_dir} is finished", 128 + signals.signum)
