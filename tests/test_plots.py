@@ -97,6 +97,7 @@ def test_unwritable_destination(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="two drawing processes only on Linux")
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX, if another test loaded it
 def test_figures_drawn_in_two_processes(tmp_path):
     """A run with two cores draws half its figures in a forked child: both halves' files are
     written, by two processes; the child's failure is the parent's one error (an OSError stays

@@ -73,7 +73,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
                                    title)],
             [lambda: plot_training(log, run_dir / FIGURE, title),
              lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title)]],
-            parallel=cores >= 2)
+            parallel=cores >= 2 and not any(m in sys.modules for m in _THREADED_RUNTIMES))
     now = time.perf_counter()
     seconds = {"train_loop": round(loop_seconds, 3),
                **{k: round(v, 3) for k, v in (loop_parts or {}).items()},
@@ -88,6 +88,11 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     write_text(run_dir / METRICS, json.dumps(metrics, indent=1))
     print_summary(title, splits, seconds, run_dir)
     return splits["dev"]["accuracy"]
+
+
+# Libraries whose own threads make a fork unsafe (JAX says so when one happens): a run with
+# one of them loaded (the Keras engine's TensorFlow) draws its figures in one process.
+_THREADED_RUNTIMES = ("jax", "tensorflow", "torch")
 
 
 def draw_figures(halves: list[list], parallel: bool) -> None:
