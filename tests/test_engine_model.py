@@ -309,6 +309,24 @@ def test_evaluation_split_along_the_batch_matches_numpy_twin(name, monkeypatch):
     assert np.array_equal(scaled, (X[:7].reshape(7, -1) / 255).astype(np.float32))
 
 
+
+def test_eval_input_evaluates_as_the_images():
+    """The loop evaluates the development split from ``eval_input`` (scaled to float32 once):
+    the same bits as evaluating the uint8 images, chunk by chunk."""
+    net = network(MODELS["cnn"], (28, 28, 1), 10)
+    eng = create("numba", net, init_params(net, np.random.default_rng(0)), AdamSettings(), 8,
+                 2 if numba_threads() >= 2 else 1)
+    X = np.random.default_rng(1).integers(0, 256, (700, 28, 28, 1), dtype=np.uint8)
+    Xf = eng.eval_input(X)
+    assert Xf.dtype == np.float32 and np.array_equal(Xf, (X / 255).astype(np.float32))
+    try:
+        for chunk in (1000, 333):
+            assert np.array_equal(eng.predict_proba(Xf, chunk=chunk),
+                                  eng.predict_proba(X, chunk=chunk))
+    finally:
+        set_threads(1)
+
+
 def test_multithreaded_blas_option_matches_numpy_twin():
     """``set_threads(n, blas_threads=2)``: unsplit dense layers, BLAS's own threads instead."""
     if numba_threads() < 2:

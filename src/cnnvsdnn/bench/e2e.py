@@ -124,4 +124,5 @@ def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
                       f"{r['loop_ms_per_step'] / r['step_ms_in_loop']:.3f}",
                       "-" if b is None else f"{b:.3f}", f"{r['process_s']:.1f}",
                       f"{r['results_s']:.1f}", *loop, *proc)
-    console.print(table)
+    # 13 columns: into a pipe or a log, wider than the usual 200 rather than cut headers
+    console.print(table, width=None if console.is_terminal else 320)

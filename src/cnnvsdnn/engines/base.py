@@ -101,6 +101,12 @@ class Engine(ABC):
     def predict_proba(self, X: np.ndarray, chunk: int = 1000) -> np.ndarray:
         """Class probabilities (N, K) float32, ``chunk`` images at a time."""
 
+    def eval_input(self, X: np.ndarray) -> np.ndarray:
+        """``X`` (uint8 images) as this engine evaluates them fastest, for a split evaluated
+        again and again (the development split): what :meth:`predict_proba` then takes with
+        the same results. The images themselves unless an engine says otherwise."""
+        return X
+
     @abstractmethod
     def layer_params(self) -> dict[str, np.ndarray]:
         """The parameters, named and shaped as ``Network.param_shapes()`` says."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +24,53 @@ from .files import CHECKPOINT
 _OWN = ("step", "order", "pos", "rng_state", "config", "engine_revision")
 
 
-def save(run_dir: Path, *, step: int, engine_state: dict, order, pos: int, rng_state: dict,
-         config_yaml: str, engine_revision: int) -> Path:
+def save(run_dir: Path, **state) -> Path:
+    """Write the checkpoint now (``state``: as :meth:`Saver.save` takes it)."""
+    buf = _encode(**state)
+    return atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buf.getbuffer()),
+                        sync=True)
+
+
+def _encode(*, step: int, engine_state: dict, order, pos: int, rng_state: dict,
+            config_yaml: str, engine_revision: int) -> io.BytesIO:
     buf = io.BytesIO()
     np.savez(buf, step=step, **engine_state, order=order, pos=pos,
              rng_state=json.dumps(rng_state), config=config_yaml,
              engine_revision=engine_revision)
-    return atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buf.getbuffer()),
-                        sync=True)
+    return buf
+
+
+class Saver:
+    """The training loop's checkpoints, written behind it: :meth:`save` copies the state into
+    memory at once (that step's numbers) and a background thread writes and syncs the file
+    while training goes on -- the sync alone waits 10-40 ms for the disk, ~1.5 % of a CIFAR-10
+    run's loop. One write at a time; :meth:`wait` before relying on the last one (a resume
+    command, the results) raises a failed write's error, as does the next :meth:`save`."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="cnnvsdnn-checkpoint")
+        self._pending = None
+
+    def save(self, **state) -> None:
+        self.wait()
+        buf = _encode(**state)
+        self._pending = self._pool.submit(atomic_write, self.run_dir / CHECKPOINT,
+                                          lambda f: f.write(buf.getbuffer()), sync=True)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __enter__(self) -> Saver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
 
 
 def load(run_dir: Path) -> dict:

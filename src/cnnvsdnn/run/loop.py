@@ -94,8 +94,8 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
 
     def save_checkpoint(step: int) -> None:
         if engine.resumable:
-            checkpoint.save(run_dir, step=step, engine_state=engine.state(), **batches.state(),
-                            config_yaml=config_yaml, engine_revision=engine.revision)
+            saver.save(step=step, engine_state=engine.state(), **batches.state(),
+                       config_yaml=config_yaml, engine_revision=engine.revision)
 
     # --- the loop: every step a batch cost/accuracy; every eval_every steps the dev set
     title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
@@ -104,6 +104,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     # plain ints: an attribute of an OmegaConf node costs ~0.1 ms, 5 % of a step
     steps, every = plan.steps, plan.eval_every
     ckpt_every, eval_chunk = int(t.checkpoint_every), int(t.eval_chunk)
+    X_dev_eval = engine.eval_input(X_dev)  # evaluated every `every` steps
     buf = np.zeros((3, every))  # step, cost, accuracy; flushed to the log every eval
     nbuf = 0
     dev_acc = float("nan")
@@ -117,7 +118,9 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     step_s = eval_s = 0.0  # the loop's seconds inside train_step and the dev evaluation
     clock = time.perf_counter
     signals.defer()  # from here on a signal stops the loop after its step
-    with RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
+    # (the checkpoint writer is left last: every way out waits for its write)
+    with checkpoint.Saver(run_dir) as saver, \
+            RunLog(run_dir / LOG, config_yaml, resume=t.resume) as log, \
             TrainingProgress(steps, title, enabled=cfg.progress, start=first - 1) as bar:
         log.truncate_after(first - 1)  # rows past the checkpoint are redone
         for step in range(first, steps + 1):
@@ -143,7 +146,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                     f"in {run_dir}")
             if step % every == 0:
                 t0 = clock()
-                p_dev = engine.predict_proba(X_dev, chunk=eval_chunk)
+                p_dev = engine.predict_proba(X_dev_eval, chunk=eval_chunk)
                 eval_s += clock() - t0
                 dev_acc = float(np.mean(p_dev.argmax(1) == y_dev))
                 log.append_dev(step, cross_entropy(p_dev, y_dev), dev_acc)
@@ -153,6 +156,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                 save_checkpoint(step)
             bar.update(step, cost, acc, dev_acc)
             if signals.signum:
+                saver.wait()
                 saved = "checkpoint and log saved" if engine.resumable else "log saved"
                 raise Interrupted(
                     f"{signals.name} at step {step} of {steps}: {saved}; continue with the "

@@ -45,6 +45,13 @@ class NumbaEngine(Engine):
     def predict_proba(self, X, chunk=1000):
         return self.model.predict_proba(X, chunk=chunk)
 
+    def eval_input(self, X):
+        """Scaled to float32 once (the same values ``gather_u8`` computes), so that no
+        evaluation scales them again: 8 % of a 32x32x3 evaluation, for 4 bytes a pixel."""
+        if X.dtype != np.uint8:
+            return X
+        return np.divide(X, np.float32(255), dtype=np.float32)
+
     def warm_up(self, X):
         self.model.warm_up(X)
         self.opt.warm_up()
