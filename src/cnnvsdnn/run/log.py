@@ -70,9 +70,9 @@ class RunLog:
         """Append a batch of per-step rows (the trainer buffers ~100 steps per call)."""
         self._append("train", steps, cost, accuracy)
 
-    def append_dev(self, step: int, cost: float, accuracy: float) -> None:
-        """Append one development-set evaluation."""
-        self._append("dev", [step], [cost], [accuracy])
+    def append_dev(self, step, cost, accuracy) -> None:
+        """Append development-set evaluations: one (numbers) or several (sequences)."""
+        self._append("dev", step, cost, accuracy)
 
     def _append(self, group: str, steps, cost, accuracy) -> None:
         cols = {"step": np.asarray(steps, dtype=np.int64).ravel(),

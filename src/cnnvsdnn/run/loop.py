@@ -6,7 +6,8 @@ the one training loop of every engine. The protocol it follows:
 - batches of ``train.batch_size`` drawn by shuffling the training split each epoch;
 - every step: the batch's cost and accuracy into the log;
 - every ``train.eval_every`` steps: cost and accuracy on the whole development split (in
-  chunks, never back-propagated);
+  chunks, never back-propagated) into the log (its rows are written every ``LOG_EVERY``
+  steps and at every checkpoint);
 - the final parameters are the result (no early stopping): their metrics on the training,
   development and test splits, the predictions, the parameters, the tables and the figure;
 - a checkpoint every ``train.checkpoint_every`` steps and on a signal (see ``train``), from which
@@ -38,6 +39,7 @@ from .log import RunLog
 from .results import finish_run
 from .schedule import schedule
 
+LOG_EVERY = 500  # steps between writes of log.h5 (and at every checkpoint)
 
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy.
@@ -105,8 +107,12 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
     steps, every = plan.steps, plan.eval_every
     ckpt_every, eval_chunk = int(t.checkpoint_every), int(t.eval_chunk)
     X_dev_eval = engine.eval_input(X_dev)  # evaluated every `every` steps
-    buf = np.zeros((3, every))  # step, cost, accuracy; flushed to the log every eval
+    # rows of the log gathered here and written every LOG_EVERY steps and at each checkpoint:
+    # an HDF5 append costs ~3 ms, 2 % of a 2000-step MNIST DNN run if made every evaluation
+    log_every = max(every, LOG_EVERY)
+    buf = np.zeros((3, log_every))  # step, cost, accuracy of each training step
     nbuf = 0
+    dev_rows = []  # (step, cost, accuracy) of each development evaluation
     dev_acc = float("nan")
     compiling(lambda: engine.warm_up(X_train), enabled=cfg.progress)
     about, slow = engine.about()  # which threading layer and BLAS; a slow fallback says so
@@ -131,28 +137,28 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
             buf[:, nbuf] = step, cost, acc
             nbuf += 1
             save = step % ckpt_every == 0 or step == steps or signals.signum
+            evaluate = step % every == 0
             # a checkpoint must hold finite parameters (a resume would diverge again)
-            diverged = not math.isfinite(cost) or ((save or step % every == 0)
-                                                   and not engine.finite())
-            if nbuf == every or save or diverged:  # the log never lags a checkpoint
+            diverged = not math.isfinite(cost) or ((save or evaluate) and not engine.finite())
+            if evaluate and not diverged:
+                t0 = clock()
+                p_dev = engine.predict_proba(X_dev_eval, chunk=eval_chunk)
+                eval_s += clock() - t0
+                dev_acc = float(np.mean(p_dev.argmax(1) == y_dev))
+                dev_rows.append((step, cross_entropy(p_dev, y_dev), dev_acc))
+            if nbuf == log_every or save or diverged:  # the log never lags a checkpoint
                 log.append_train(buf[0, :nbuf], buf[1, :nbuf], buf[2, :nbuf])
-                nbuf = 0
-            if diverged:
+                if dev_rows:
+                    log.append_dev(*zip(*dev_rows))
                 log.flush()
+                nbuf, dev_rows = 0, []
+            if diverged:
                 raise CnnvsdnnError(
                     f"training diverged at step {step}: the cost or a parameter is not finite; "
                     f"the usual cause is a learning rate too high (optimizer.lr="
                     f"{plan.adam.lr}), try a smaller one. The log and the last checkpoint stay "
                     f"in {run_dir}")
-            if step % every == 0:
-                t0 = clock()
-                p_dev = engine.predict_proba(X_dev_eval, chunk=eval_chunk)
-                eval_s += clock() - t0
-                dev_acc = float(np.mean(p_dev.argmax(1) == y_dev))
-                log.append_dev(step, cross_entropy(p_dev, y_dev), dev_acc)
-                log.flush()
             if save:
-                log.flush()
                 save_checkpoint(step)
             bar.update(step, cost, acc, dev_acc)
             if signals.signum:
