@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from ..config import compose_config, model_layers
@@ -125,4 +126,4 @@ def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
                       "-" if b is None else f"{b:.3f}", f"{r['process_s']:.1f}",
                       f"{r['results_s']:.1f}", *loop, *proc)
     # 13 columns: into a pipe or a log, wider than the usual 200 rather than cut headers
-    console.print(table, width=None if console.is_terminal else 320)
+    (console if console.is_terminal else Console(width=320)).print(table)

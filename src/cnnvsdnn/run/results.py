@@ -67,12 +67,12 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     if cfg.train.figures:
         X_test, y_test = data.test
         log = read_log(run_dir / LOG)
-        draw_figures([  # two halves of about equal drawing time
-            [lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title),
-             lambda: plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES,
-                                   title)],
+        draw_figures([  # two halves of about equal drawing time (the gains: 20 axes)
+            [lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)],
             [lambda: plot_training(log, run_dir / FIGURE, title),
-             lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title)]],
+             lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title),
+             lambda: plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES,
+                                   title)]],
             parallel=cores >= 2 and not any(m in sys.modules for m in _THREADED_RUNTIMES))
     now = time.perf_counter()
     seconds = {"train_loop": round(loop_seconds, 3),
