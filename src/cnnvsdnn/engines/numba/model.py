@@ -86,11 +86,13 @@ class Model:
 
     def warm_up(self, X_uint8):
         """Compile (or load from numba's cache) every kernel of a training step and of
-        evaluation, on a batch of zeros and one image of ``X_uint8``. Parameters stay as they
+        evaluation, on a batch of zeros and up to 64 images of ``X_uint8``. Parameters stay as they
         are; ``grads`` are overwritten by the next ``loss_and_grad``."""
         x = np.zeros((self.batch_size, *self.input_shape), np.float32)
         self.loss_and_grad(x, np.zeros(self.batch_size, np.int64))
-        self.predict_proba(X_uint8[:1])
+        # enough images that evaluation takes its threaded paths (dense layers split along the
+        # batch): compiled here, not inside the first development evaluation of the loop
+        self.predict_proba(X_uint8[:64])
 
     # ------------------------------------------------------------------ evaluation
     def predict_proba(self, X, chunk=1000):
