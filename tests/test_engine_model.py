@@ -372,23 +372,25 @@ def test_warm_up_changes_no_parameter_or_optimizer_state():
 
 
 def test_warm_up_takes_the_threaded_evaluation_path(monkeypatch):
-    """On 2 threads, warm-up evaluates enough images that the evaluation's own kernels
-    (``dense_fwd_rows``) compile there, not inside the loop's first development evaluation
-    (where a fresh install's first run would count seconds of compilation as evaluation)."""
+    """On 2 threads, warm-up gathers a batch and evaluates enough images that the evaluation's
+    own kernels (``dense_fwd_rows``) compile there, not inside the loop's first step or first
+    development evaluation (a fresh install's first run would count their compilation there)."""
     if numba_threads() < 2:
         pytest.skip("needs 2 numba threads")
     from cnnvsdnn.engines.numba import kernels as K
 
     model, _, _ = make("cnn", (28, 28, 1))
     calls = []
-    rows = K.dense_fwd_rows
+    rows, gather = K.dense_fwd_rows, K.gather_u8
     monkeypatch.setattr(K, "dense_fwd_rows", lambda *a: (calls.append(a[0].shape), rows(*a)))
+    monkeypatch.setattr(K, "gather_u8", lambda *a: (calls.append("gather"), gather(*a)))
     try:
         model.use_threads(set_threads(2))
         model.warm_up(np.zeros((100, 28, 28, 1), np.uint8))
     finally:
         set_threads(1)
-    assert calls and calls[0][0] == 64
+    assert "gather" in calls  # the training step's batch gather too
+    assert any(c != "gather" and c[0] == 64 for c in calls)
 
 
 def test_every_layer_type_of_the_registry_has_a_numba_layer():

@@ -90,6 +90,7 @@ class Model:
         are; ``grads`` are overwritten by the next ``loss_and_grad``."""
         x = np.zeros((self.batch_size, *self.input_shape), np.float32)
         self.loss_and_grad(x, np.zeros(self.batch_size, np.int64))
+        self.gather(X_uint8, np.arange(min(len(X_uint8), self.batch_size)))  # the batch gather
         # enough images that evaluation takes its threaded paths (dense layers split along the
         # batch): compiled here, not inside the first development evaluation of the loop
         self.predict_proba(X_uint8[:64])
