@@ -292,7 +292,8 @@ def test_evaluation_split_along_the_batch_matches_numpy_twin(name, monkeypatch):
     try:
         model.use_threads(set_threads(2))
         dense = next(layer for layer in model.layers if layer.spec["type"] == "dense")
-        assert dense._blocks(400) == 2 and 400 * 784 >= SCALE_SPLIT_MIN > 201 * 784  # paths under test
+        # the paths under test: split layers, split scaling but a serial last chunk
+        assert dense._blocks(400) == 2 and 400 * 784 >= SCALE_SPLIT_MIN > 201 * 784
         calls = []  # which kernels run, and the scaling's thread counts
         rows, scale = K.dense_fwd_rows, K.scale_u8_blocks
         monkeypatch.setattr(K, "dense_fwd_rows", lambda *a: (calls.append("rows"), rows(*a)))

@@ -41,6 +41,7 @@ from .schedule import schedule
 
 LOG_EVERY = 500  # steps between writes of log.h5 (and at every checkpoint)
 
+
 def train(cfg: DictConfig, run_dir: Path) -> float:
     """Train ``cfg.model`` on ``cfg.dataset`` and write the run directory. Returns dev accuracy.
 

@@ -55,9 +55,8 @@ class Dense(_Fusing):
 
     def workspace(self, cap, train):
         ws = {"out": np.empty((cap, *self.out_shape), np.float32)}
-        if train:  # evaluation splits along the batch and needs no partial sums
+        if train:  # (evaluation splits along the batch: no partial sums, no gradients)
             ws["part"] = np.empty((_SLOTS, cap, *self.out_shape), np.float32)  # K.dense_fwd_split
-        if train:
             ws["dx"] = np.empty((cap, *self.in_shape), np.float32)
             ws["dz"] = np.empty((cap, *self.out_shape), np.float32)
         return ws

@@ -86,8 +86,8 @@ class Model:
 
     def warm_up(self, X_uint8):
         """Compile (or load from numba's cache) every kernel of a training step and of
-        evaluation, on a batch of zeros and up to 64 images of ``X_uint8``. Parameters stay as they
-        are; ``grads`` are overwritten by the next ``loss_and_grad``."""
+        evaluation, on a batch of zeros and up to 64 images of ``X_uint8``. Parameters stay as
+        they are; ``grads`` are overwritten by the next ``loss_and_grad``."""
         x = np.zeros((self.batch_size, *self.input_shape), np.float32)
         self.loss_and_grad(x, np.zeros(self.batch_size, np.int64))
         self.gather(X_uint8, np.arange(min(len(X_uint8), self.batch_size)))  # the batch gather
