@@ -24,13 +24,6 @@ from .files import CHECKPOINT
 _OWN = ("step", "order", "pos", "rng_state", "config", "engine_revision")
 
 
-def save(run_dir: Path, **state) -> Path:
-    """Write the checkpoint now (``state``: as :meth:`Saver.save` takes it)."""
-    buf = _encode(**state)
-    return atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buf.getbuffer()),
-                        sync=True)
-
-
 def _encode(*, step: int, engine_state: dict, order, pos: int, rng_state: dict,
             config_yaml: str, engine_revision: int) -> io.BytesIO:
     buf = io.BytesIO()

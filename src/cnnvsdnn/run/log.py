@@ -67,7 +67,7 @@ class RunLog:
 
     # -- writing ---------------------------------------------------------------------------
     def append_train(self, steps, cost, accuracy) -> None:
-        """Append a batch of per-step rows (the trainer buffers ~100 steps per call)."""
+        """Append a batch of per-step rows (the trainer buffers up to 500 steps per call)."""
         self._append("train", steps, cost, accuracy)
 
     def append_dev(self, step, cost, accuracy) -> None:

@@ -21,7 +21,7 @@ from .fpmode import fp_restore, ftz_on
 
 
 # ----------------------------------------------------------------------------- data
-@jit(exact_division=True)
+@jit()
 def gather_u8(X, idx, out):
     """out[i] = X[idx[i]] / 255 in float32, X (N, D) uint8.
 
@@ -32,32 +32,30 @@ def gather_u8(X, idx, out):
     57 us serial on a busy 2-core machine).
     """
     old = ftz_on()
-    D = X.shape[1]
-    c = np.float32(255.0)
     for i in range(idx.shape[0]):
-        src = X[idx[i]]
-        dst = out[i]
-        for k in range(D):
-            dst[k] = np.float32(src[k]) / c
+        _scale_row(X[idx[i]], out[i])
     fp_restore(old)
 
 
+@jit(exact_division=True)
+def _scale_row(src, dst):
+    """dst = src / 255 in float32: the one definition of a pixel's value."""
+    c = np.float32(255.0)
+    for k in range(src.shape[0]):
+        dst[k] = np.float32(src[k]) / c
 
-@jit(parallel=True, exact_division=True)
+
+@jit(parallel=True)
 def scale_u8_blocks(X, out, nb):
     """out = X / 255 in float32 over ``nb`` threads, a block of rows each: evaluation's
     chunks (1,000 images, 0.8-3 MB) are big enough to be worth the pool; the values are those
     of ``gather_u8``."""
     old = ftz_on()
-    B, D = X.shape
-    c = np.float32(255.0)
+    B = X.shape[0]
     for k in prange(nb):
         ftz_on()
         for i in range(k * B // nb, (k + 1) * B // nb):
-            src = X[i]
-            dst = out[i]
-            for j in range(D):
-                dst[j] = np.float32(src[j]) / c
+            _scale_row(X[i], out[i])
     fp_restore(old)
 
 
@@ -375,7 +373,6 @@ def dense_fwd_split(x, w, b, z, part, nb, act, alpha):
             row[j] = acc
     _bias_act_rows(z, b, 0, B, act, alpha)
     fp_restore(old)
-
 
 
 @jit(parallel=True)

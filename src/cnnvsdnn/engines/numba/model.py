@@ -115,14 +115,22 @@ class Model:
         for lo in range(0, N, chunk):
             hi = min(lo + chunk, N)
             if X.dtype == np.uint8:  # a contiguous block: scaled over the threads
-                a = xbuf[: hi - lo]
-                K.scale_u8_blocks(X[lo:hi].reshape(hi - lo, -1), a.reshape(hi - lo, -1),
-                                  self.plan.threads if a.size >= SCALE_SPLIT_MIN else 1)
+                a = self.scale(X[lo:hi], out=xbuf[: hi - lo])
             else:
                 a = np.ascontiguousarray(X[lo:hi])
             for layer, ws in zip(self.layers, wss):
                 a = layer.forward(a, ws, False)
             K.softmax_rows(a, out[lo:hi])
+        return out
+
+    def scale(self, X, out=None):
+        """uint8 images ``X`` / 255 as float32 (the values :meth:`gather` gives), over the
+        threads when there are enough pixels; written into ``out`` if given."""
+        if out is None:
+            out = np.empty(X.shape, np.float32)
+        rows = (len(X), math.prod(X.shape[1:]))
+        K.scale_u8_blocks(X.reshape(rows), out.reshape(rows),
+                          self.plan.threads if out.size >= SCALE_SPLIT_MIN else 1)
         return out
 
     def gather(self, X, idx, out=None):
