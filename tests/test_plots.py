@@ -1,7 +1,5 @@
 """Figures: valid, non-trivial PNGs that show what they claim (curves, dev points, bars)."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -94,34 +92,3 @@ def test_unwritable_destination(tmp_path):
     blocker.write_text("")
     with pytest.raises(CnnvsdnnError, match="cannot write figure"):
         plot_f1_comparison({"DNN": [0.5]}, ["a"], blocker / "f1.png", "t")
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="two drawing processes only on Linux")
-@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX, if another test loaded it
-def test_figures_drawn_in_two_processes(tmp_path):
-    """A run with two cores draws half its figures in a forked child: both halves' files are
-    written, by two processes; the child's failure is the parent's one error (an OSError stays
-    an OSError, so a full disk is still told as one), after the parent's half is done."""
-    from cnnvsdnn.run.results import draw_figures
-
-    def write(name):
-        return lambda: (tmp_path / name).write_text(str(os.getpid()))
-
-    def fail(ex):
-        def draw():
-            raise ex
-        return draw
-
-    draw_figures([[write("a")], [write("b")]], parallel=True)
-    assert (tmp_path / "b").read_text() == str(os.getpid()) != (tmp_path / "a").read_text()
-    draw_figures([[write("c")], [write("d")]], parallel=False)
-    assert (tmp_path / "c").read_text() == (tmp_path / "d").read_text() == str(os.getpid())
-    with pytest.raises(CnnvsdnnError, match="^cannot draw this$"):
-        draw_figures([[fail(CnnvsdnnError("cannot draw this"))], [write("e")]], parallel=True)
-    assert (tmp_path / "e").exists()
-    with pytest.raises(CnnvsdnnError, match="drawing the figures failed: ValueError: bad axis"):
-        draw_figures([[fail(ValueError("bad axis"))], [write("f")]], parallel=True)
-    with pytest.raises(OSError) as info:
-        draw_figures([[fail(OSError(28, "No space left on device", "g.png"))], []],
-                     parallel=True)
-    assert info.value.errno == 28 and info.value.filename == "g.png"

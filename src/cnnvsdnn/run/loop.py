@@ -34,9 +34,10 @@ from ..ui import TrainingProgress, compiling, warn, wide_console
 from . import checkpoint
 from .batches import BatchOrder
 from .cpus import effective_threads
+from .drawing import FigureDrawer
 from .files import CHECKPOINT, CONFIG, LOG, check_not_foreign, check_run_dir, lock_run_dir
 from .log import RunLog
-from .results import finish_run
+from .results import figures, finish_run
 from .schedule import schedule
 
 LOG_EVERY = 500  # steps between writes of log.h5 (and at every checkpoint)
@@ -49,11 +50,11 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     exit code 128 + N wherever they come: before the loop at once (nothing to save), in the loop
     after the current step (checkpoint and log saved), while the results are written once they
     are complete."""
-    with _Signals() as signals:
-        return _train(cfg, Path(run_dir), signals)
+    with _Signals() as signals, FigureDrawer() as drawer:
+        return _train(cfg, Path(run_dir), signals, drawer)
 
 
-def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
+def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDrawer) -> float:
     started = time.perf_counter()
     config_yaml = prepare_run_dir(cfg, run_dir)
     t = cfg.train
@@ -63,6 +64,11 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                        progress=cfg.progress, cifar10_decode=_value(cfg.data.cifar10_decode))
     info, (X_train, y_train), (X_dev, y_dev) = data.info, data.train, data.dev
     plan = schedule(cfg, y_train.size)
+    title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
+    if "protocol" in plan.info:
+        title += f" ({cfg.engine.name}, {plan.info['protocol']})"
+    if t.figures:  # now, while this process has no threads to fork (see run/drawing.py)
+        figures(drawer, run_dir, data, title, threads)
 
     # --- the engine, from initial parameters drawn by the seed; independent random streams
     # for the initialisation and the batch order
@@ -101,9 +107,6 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                        config_yaml=config_yaml, engine_revision=engine.revision)
 
     # --- the loop: every step a batch cost/accuracy; every eval_every steps the dev set
-    title = f"{cfg.dataset.name} {cfg.model.name} seed {cfg.seed}"
-    if "protocol" in plan.info:
-        title += f" ({cfg.engine.name}, {plan.info['protocol']})"
     # plain ints: an attribute of an OmegaConf node costs ~0.1 ms, 5 % of a step
     steps, every = plan.steps, plan.eval_every
     ckpt_every, eval_chunk = int(t.checkpoint_every), int(t.eval_chunk)
@@ -178,7 +181,8 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals) -> float:
                      started=started, loop_seconds=loop_seconds,
                      loop_parts={"setup": loop_started - started, "train_steps": step_s,
                                  "dev_eval": eval_s},
-                     extra={**plan.info, **engine.info()}, cores=threads)
+                     extra={**plan.info, **engine.info()},
+                     drawer=drawer if drawer.started else None)
     if signals.signum:
         raise Interrupted(f"{signals.name} while the results were written; they are complete: "
                           f"the run in {run_dir} is finished", 128 + signals.signum)

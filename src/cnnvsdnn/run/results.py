@@ -4,10 +4,7 @@ of the run directory (``metrics.json`` last, as it marks a finished run)."""
 from __future__ import annotations
 
 import json
-import multiprocessing
-import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +12,11 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from ..data import Splits
-from ..errors import CnnvsdnnError
 from ..evaluation.figures import plot_confusion, plot_gains, plot_mistakes, plot_training
 from ..evaluation.metrics import format_split_table, split_metrics
 from ..safe_io import atomic_write, write_text
 from ..ui import wide_console
+from .drawing import FigureDrawer
 from .files import (
     CONFIG,
     CONFUSION,
@@ -38,25 +35,28 @@ from .log import read_log
 def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict,
                flat_params: np.ndarray, named_params: dict, *, steps: int, started: float,
                loop_seconds: float, loop_parts: dict | None = None,
-               extra: dict | None = None, cores: int = 1) -> float:
+               extra: dict | None = None, drawer: FigureDrawer | None = None) -> float:
     """Metrics on the three splits with ``predict(X) -> probs``, then every result file.
     ``loop_parts``: seconds before the loop (``setup``: data, engine, compilation) and the
     loop's seconds inside the training steps and the dev evaluations (``train_loop`` and these
     cover the steps this process ran: after a resume, the rest). ``results``: the seconds of
-    this function (final metrics, files, figures). With ``cores`` >= 2 the figures are drawn
-    by two processes. Returns the dev accuracy."""
+    this function (final metrics, files, figures). ``drawer`` (started by :func:`figures`)
+    draws the figures from the test predictions while the other splits are evaluated.
+    Returns the dev accuracy."""
     results_started = time.perf_counter()
     run_dir = Path(run_dir)
     info, classes = data.info, list(data.info.classes)
+    X_test, y_test = data.test
+    test_probs = predict(X_test)  # first: the figures need only these and the log
+    atomic_write(run_dir / PREDICTIONS,
+                 lambda f: np.savez_compressed(f, probs=test_probs, labels=y_test))
+    if drawer is not None:
+        drawer.draw(test_probs, read_log(run_dir / LOG))
     splits = {}
-    for name in ("train", "dev", "test"):
+    for name in ("train", "dev"):
         X, y = getattr(data, name)
-        probs = predict(X)
-        splits[name] = split_metrics(probs, y, n_classes=info.n_classes)
-        if name == "test":
-            atomic_write(run_dir / PREDICTIONS,
-                         lambda f, p=probs, y=y: np.savez_compressed(f, probs=p, labels=y))
-            test_probs = probs
+        splits[name] = split_metrics(predict(X), y, n_classes=info.n_classes)
+    splits["test"] = split_metrics(test_probs, y_test, n_classes=info.n_classes)
     config_yaml = (run_dir / CONFIG).read_text()
     if cfg.train.save_params:  # with what `cnnvsdnn predict` needs to read new images
         atomic_write(run_dir / PARAMS, lambda f: np.savez(
@@ -64,16 +64,8 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
             input_shape=np.array(info.shape), classes=np.array(classes, dtype=str),
             **named_params))
     write_text(run_dir / TABLES, tables_markdown(title, splits, classes))
-    if cfg.train.figures:
-        X_test, y_test = data.test
-        log = read_log(run_dir / LOG)
-        draw_figures([  # two halves of about equal drawing time (the gains: 20 axes)
-            [lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)],
-            [lambda: plot_training(log, run_dir / FIGURE, title),
-             lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION, title),
-             lambda: plot_mistakes(X_test, test_probs, y_test, classes, run_dir / MISTAKES,
-                                   title)]],
-            parallel=cores >= 2 and not any(m in sys.modules for m in _THREADED_RUNTIMES))
+    if drawer is not None:
+        drawer.wait()
     now = time.perf_counter()
     seconds = {"train_loop": round(loop_seconds, 3),
                **{k: round(v, 3) for k, v in (loop_parts or {}).items()},
@@ -90,58 +82,21 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     return splits["dev"]["accuracy"]
 
 
-# Libraries whose own threads make a fork unsafe (JAX says so when one happens): a run with
-# one of them loaded (the Keras engine's TensorFlow) draws its figures in one process.
-_THREADED_RUNTIMES = ("jax", "tensorflow", "torch")
+def figures(drawer: FigureDrawer, run_dir: Path, data: Splits, title: str, cores: int) -> None:
+    """Start ``drawer`` on the run's four figures, in two halves of about equal drawing time
+    (the gains curves have 20 axes): called before the engine starts its threads."""
+    X_test, y_test = data.test
+    classes = list(data.info.classes)
 
+    def halves(test_probs, log):
+        return [[lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)],
+                [lambda: plot_training(log, run_dir / FIGURE, title),
+                 lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION,
+                                        title),
+                 lambda: plot_mistakes(X_test, test_probs, y_test, classes,
+                                       run_dir / MISTAKES, title)]]
 
-def draw_figures(halves: list[list], parallel: bool) -> None:
-    """Run two lists of figure-drawing calls: with ``parallel`` (and Linux's fork) the first in
-    a child process while this one runs the second, else one after the other. matplotlib draws
-    on one core, and a run's four figures take seconds -- a third of a 2000-step MNIST DNN run;
-    two cores draw them in about half the time. The child only draws and writes its files
-    (numpy and matplotlib, never the engine's threads, which a fork does not copy); an error
-    there is raised here, as the same one line."""
-    if not parallel or sys.platform != "linux" or \
-            "fork" not in multiprocessing.get_all_start_methods():
-        for draw in halves[0] + halves[1]:
-            draw()
-        return
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_draw_child, args=(halves[0], send), daemon=True)
-    with warnings.catch_warnings():  # Python 3.12+ warns of forking a threaded process
-        warnings.simplefilter("ignore", DeprecationWarning)
-        child.start()
-    send.close()
-    try:
-        for draw in halves[1]:
-            draw()
-    finally:
-        child.join()
-        try:  # the child sends one message if it failed; its end closes either way
-            failure = recv.recv() if recv.poll() else None
-        except EOFError:
-            failure = None
-        recv.close()
-    if failure is not None and failure[0] == "os":
-        raise OSError(*failure[1:])
-    if failure is not None or child.exitcode != 0:
-        raise CnnvsdnnError(failure[1] if failure else
-                            f"the process drawing the figures ended with code {child.exitcode}")
-
-
-def _draw_child(draws: list, send) -> None:
-    try:
-        for draw in draws:
-            draw()
-    except OSError as ex:  # a full disk: the parent says it as it says any OSError
-        send.send(("os", ex.errno, ex.strerror, ex.filename))
-        sys.exit(1)
-    except Exception as ex:  # one line for the parent, never a traceback
-        send.send(("error", str(ex) if isinstance(ex, CnnvsdnnError) else
-                   f"drawing the figures failed: {type(ex).__name__}: {ex}"))
-        sys.exit(1)
+    drawer.start(halves, cores)
 
 
 def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:
