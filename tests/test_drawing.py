@@ -111,7 +111,7 @@ def _alive(pid):
 def test_drawing_processes_ignore_the_runs_signals_and_die_with_it(tmp_path):
     """A Ctrl-C reaches the whole process group: the drawing process ignores it (the run
     decides). A run killed with SIGKILL takes its drawing process with it."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import os, signal, sys, time
         from cnnvsdnn.run.drawing import FigureDrawer
         d = FigureDrawer()
@@ -134,3 +134,15 @@ def test_drawing_processes_ignore_the_runs_signals_and_die_with_it(tmp_path):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid), "the drawing process outlived the run"
+
+
+def test_a_drawing_process_found_dead_is_one_line(tmp_path, forkable):
+    """Killed before the run's end (the OOM killer, say): the run says so in one line."""
+    with FigureDrawer() as drawer:
+        drawer.start(lambda p, log: [[_write(tmp_path / "a")], []], cores=2)
+        os.kill(drawer._proc.pid, signal.SIGKILL)
+        drawer._proc.join()
+        drawer.draw("p", "l")
+        with pytest.raises(CnnvsdnnError, match="ended with code -9; train.figures=false"):
+            drawer.wait()
+    assert not (tmp_path / "a").exists()

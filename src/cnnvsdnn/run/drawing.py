@@ -1,14 +1,15 @@
 """A run's figures, drawn by processes forked at the start of the run.
 
-matplotlib takes ~0.8 s to import and a run's four figures ~3 s to draw on one core: together
+matplotlib takes ~0.8 s to import and a run's four figures ~2-3 s to draw on one core: together
 about a third of a 2000-step MNIST DNN run if drawn at its end. So :meth:`FigureDrawer.start`
-forks a process as soon as the data is loaded -- before the engine starts its threads, since a
-fork copies only the calling thread -- which imports matplotlib and draws a first small figure
-while the run compiles and trains, then waits. At the end, :meth:`FigureDrawer.draw` hands it
-the test predictions and the log and returns at once; the run computes its other metrics and
-writes its files meanwhile, and :meth:`FigureDrawer.wait` collects the outcome. With two cores
-the drawing process forks once more (it has no threads of its own) and the two draw one half
-of the figures each.
+forks a process as soon as the data is loaded, before the engine starts its threads (a fork
+copies only the calling thread; in a sweep's later points the earlier points' pool exists but
+idles, and the drawing processes never call into it). That process imports matplotlib and
+draws a small figure while the run compiles and trains, then waits. At the end,
+:meth:`FigureDrawer.draw` hands it the test predictions and the log and returns at once; the
+run evaluates its other splits and writes its files meanwhile, and :meth:`FigureDrawer.wait`
+collects the outcome. With two cores the drawing process forks once more (it has no threads of
+its own) and the two draw one half of the figures each.
 
 The drawing processes ignore the signals the run handles (a Ctrl-C reaches the whole process
 group; the run decides what to do) and die with the run (Linux's ``PR_SET_PDEATHSIG``): none
@@ -51,7 +52,7 @@ class FigureDrawer:
         self._halves = None
         self._proc = self._conn = None
         self._sent = False
-        self._failure = None  # of a drawing made here
+        self._failure = None  # of a drawing made here, or of a process found dead
 
     def __enter__(self):
         return self
@@ -92,8 +93,16 @@ class FigureDrawer:
         if self._proc is None:
             self._failure = _attempt([d for half in self._halves(test_probs, log) for d in half])
             return
-        self._conn.send((test_probs, log))
-        self._sent = True
+        try:
+            self._conn.send((test_probs, log))
+            self._sent = True
+        except OSError:  # it died (the OOM killer, say): wait() says so
+            self._failure = self._ended()
+
+    def _ended(self) -> tuple[str, str]:
+        self._proc.join()
+        return ("error", f"the process drawing the figures ended with code "
+                         f"{self._proc.exitcode}; train.figures=false runs without figures")
 
     def wait(self) -> None:
         """Wait for the figures; the drawing's failure is raised here as one error (an
@@ -103,9 +112,7 @@ class FigureDrawer:
             try:
                 failure = self._conn.recv()
             except EOFError:  # killed (the OOM killer, say)
-                self._proc.join()
-                failure = ("error", f"the process drawing the figures ended with code "
-                                    f"{self._proc.exitcode}")
+                failure = self._ended()
             self._sent = False
             self.close()
         if failure is not None and failure[0] == "os":
