@@ -12,6 +12,9 @@ import pytest
 
 from cnnvsdnn.errors import CnnvsdnnError
 from cnnvsdnn.run.drawing import FigureDrawer, can_fork
+from cnnvsdnn.run.loop import _Signals
+
+RUN_SIGNALS = _Signals.SIGNALS  # the signals a run handles, which its drawing processes ignore
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="drawing processes only on Linux"),
@@ -37,7 +40,7 @@ def _draw(halves, cores, probs="p", log="l"):
         seen.append((test_probs, run_log))
         return halves
 
-    with FigureDrawer() as drawer:
+    with FigureDrawer(RUN_SIGNALS) as drawer:
         drawer.start(make, cores)
         drawer.draw(probs, log)
         drawer.wait()
@@ -92,7 +95,7 @@ def test_a_drawing_failure_is_the_runs_one_line_error(tmp_path, forkable, cores,
 
 
 def test_a_run_that_ends_without_results_ends_its_drawing_process(tmp_path, forkable):
-    drawer = FigureDrawer()
+    drawer = FigureDrawer(RUN_SIGNALS)
     with drawer:
         drawer.start(lambda p, log: [[_write(tmp_path / "a")], []], cores=2)
         pid = drawer._proc.pid
@@ -114,7 +117,8 @@ def test_drawing_processes_ignore_the_runs_signals_and_die_with_it(tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys, time
         from cnnvsdnn.run.drawing import FigureDrawer
-        d = FigureDrawer()
+        from cnnvsdnn.run.loop import _Signals
+        d = FigureDrawer(_Signals.SIGNALS)
         d.start(lambda p, log: [[], []], cores=2)
         print(d._proc.pid, flush=True)
         sys.stdin.readline()
@@ -123,7 +127,7 @@ def test_drawing_processes_ignore_the_runs_signals_and_die_with_it(tmp_path):
     run = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, text=True)
     pid = int(run.stdout.readline())
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
+    for sig in RUN_SIGNALS:
         os.kill(pid, sig)
     time.sleep(0.5)
     assert _alive(pid), "the drawing process died of a signal the run handles"
@@ -138,7 +142,7 @@ def test_drawing_processes_ignore_the_runs_signals_and_die_with_it(tmp_path):
 
 def test_a_drawing_process_found_dead_is_one_line(tmp_path, forkable):
     """Killed before the run's end (the OOM killer, say): the run says so in one line."""
-    with FigureDrawer() as drawer:
+    with FigureDrawer(RUN_SIGNALS) as drawer:
         drawer.start(lambda p, log: [[_write(tmp_path / "a")], []], cores=2)
         os.kill(drawer._proc.pid, signal.SIGKILL)
         drawer._proc.join()

@@ -32,7 +32,6 @@ from ..errors import CnnvsdnnError
 
 # Libraries whose own threads make a fork unsafe (JAX says so when one happens).
 _THREADED_RUNTIMES = ("jax", "tensorflow", "torch")
-_IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2)
 _PR_SET_PDEATHSIG = 1
 
 # halves(test_probs, log) -> two lists of calls that draw and write one figure each
@@ -46,9 +45,11 @@ def can_fork() -> bool:
 
 
 class FigureDrawer:
-    """Draws a run's figures; a context manager that ends its processes on the way out."""
+    """Draws a run's figures; a context manager that ends its processes on the way out.
+    ``signals``: those the run handles (``run/loop.py``), which the drawing processes ignore."""
 
-    def __init__(self):
+    def __init__(self, signals: tuple):
+        self._signals = tuple(signals)
         self._halves = None
         self._proc = self._conn = None
         self._sent = False
@@ -74,10 +75,11 @@ class FigureDrawer:
         ctx = multiprocessing.get_context("fork")
         self._conn, there = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, name="cnnvsdnn-figures",
-                                 args=(there, self._conn, os.getpid(), halves, cores >= 2))
+                                 args=(there, self._conn, os.getpid(), self._signals, halves,
+                                       cores >= 2))
         # the run's signals wait until the new process ignores them (else one arriving in
         # between would run the run's handler there)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _IGNORED)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
         try:
             with warnings.catch_warnings():  # Python 3.12+ warns of forking a threaded process
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -97,12 +99,7 @@ class FigureDrawer:
             self._conn.send((test_probs, log))
             self._sent = True
         except OSError:  # it died (the OOM killer, say): wait() says so
-            self._failure = self._ended()
-
-    def _ended(self) -> tuple[str, str]:
-        self._proc.join()
-        return ("error", f"the process drawing the figures ended with code "
-                         f"{self._proc.exitcode}; train.figures=false runs without figures")
+            self._failure = _died(self._proc)
 
     def wait(self) -> None:
         """Wait for the figures; the drawing's failure is raised here as one error (an
@@ -112,7 +109,7 @@ class FigureDrawer:
             try:
                 failure = self._conn.recv()
             except EOFError:  # killed (the OOM killer, say)
-                failure = self._ended()
+                failure = _died(self._proc)
             self._sent = False
             self.close()
         if failure is not None and failure[0] == "os":
@@ -130,12 +127,19 @@ class FigureDrawer:
         self._proc = self._conn = None
 
 
-def _detach(parent: int) -> None:
-    """In a drawing process: ignore the run's signals, and die with ``parent``, the process
+def _died(proc) -> tuple[str, str]:
+    """The failure of a drawing process that ended without a word."""
+    proc.join()
+    return ("error", f"the process drawing the figures ended with code {proc.exitcode}; "
+                     f"train.figures=false runs without figures")
+
+
+def _detach(parent: int, signals: tuple) -> None:
+    """In a drawing process: ignore the run's ``signals``, and die with ``parent``, the process
     that forked this one (checked after asking, in case it died before)."""
-    for s in _IGNORED:
+    for s in signals:
         signal.signal(s, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _IGNORED)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # no prctl: the pipe's end still ends the wait
@@ -144,10 +148,10 @@ def _detach(parent: int) -> None:
         os._exit(0)
 
 
-def _serve(conn, runs_end, parent: int, halves: Halves, two: bool) -> None:
+def _serve(conn, runs_end, parent: int, signals: tuple, halves: Halves, two: bool) -> None:
     """The drawing process: warm matplotlib up, wait for the run's end, draw, report."""
     runs_end.close()  # the fork copied it: open here, the run's close would never end recv
-    _detach(parent)
+    _detach(parent, signals)
     from ..evaluation.figures import warm_up
 
     warm_up()
@@ -160,7 +164,8 @@ def _serve(conn, runs_end, parent: int, halves: Halves, two: bool) -> None:
     if two:
         ctx = multiprocessing.get_context("fork")
         here, there = ctx.Pipe(duplex=False)
-        helper = ctx.Process(target=_draw_half, args=(first, there, os.getpid()),
+        # (the signals are ignored here already, and a fork keeps that)
+        helper = ctx.Process(target=_draw_half, args=(first, there, os.getpid(), signals),
                              name="cnnvsdnn-figures")
         helper.start()
         there.close()
@@ -168,9 +173,7 @@ def _serve(conn, runs_end, parent: int, halves: Halves, two: bool) -> None:
         try:
             failure = here.recv() or failure
         except EOFError:
-            helper.join()
-            failure = failure or ("error", f"the process drawing the figures ended with code "
-                                           f"{helper.exitcode}")
+            failure = failure or _died(helper)
         helper.join()
     else:
         failure = _attempt(first + second)
@@ -180,8 +183,8 @@ def _serve(conn, runs_end, parent: int, halves: Halves, two: bool) -> None:
         pass
 
 
-def _draw_half(draws: list, conn, parent: int) -> None:
-    _detach(parent)
+def _draw_half(draws: list, conn, parent: int, signals: tuple) -> None:
+    _detach(parent, signals)
     conn.send(_attempt(draws))
 
 

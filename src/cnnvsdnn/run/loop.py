@@ -37,7 +37,7 @@ from .cpus import effective_threads
 from .drawing import FigureDrawer
 from .files import CHECKPOINT, CONFIG, LOG, check_not_foreign, check_run_dir, lock_run_dir
 from .log import RunLog
-from .results import figures, finish_run
+from .results import finish_run, start_figures
 from .schedule import schedule
 
 LOG_EVERY = 500  # steps between writes of log.h5 (and at every checkpoint)
@@ -50,7 +50,7 @@ def train(cfg: DictConfig, run_dir: Path) -> float:
     exit code 128 + N wherever they come: before the loop at once (nothing to save), in the loop
     after the current step (checkpoint and log saved), while the results are written once they
     are complete."""
-    with _Signals() as signals, FigureDrawer() as drawer:
+    with _Signals() as signals, FigureDrawer(_Signals.SIGNALS) as drawer:
         return _train(cfg, Path(run_dir), signals, drawer)
 
 
@@ -68,7 +68,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
     if "protocol" in plan.info:
         title += f" ({cfg.engine.name}, {plan.info['protocol']})"
     if t.figures:  # now, while this process has no threads to fork (see run/drawing.py)
-        figures(drawer, run_dir, data, title, threads)
+        start_figures(drawer, run_dir, data, title, threads)
 
     # --- the engine, from initial parameters drawn by the seed; independent random streams
     # for the initialisation and the batch order

@@ -40,7 +40,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     ``loop_parts``: seconds before the loop (``setup``: data, engine, compilation) and the
     loop's seconds inside the training steps and the dev evaluations (``train_loop`` and these
     cover the steps this process ran: after a resume, the rest). ``results``: the seconds of
-    this function (final metrics, files, figures). ``drawer`` (started by :func:`figures`)
+    this function (final metrics, files, figures). ``drawer`` (started by :func:`start_figures`)
     draws the figures from the test predictions while the other splits are evaluated.
     Returns the dev accuracy."""
     results_started = time.perf_counter()
@@ -82,7 +82,8 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     return splits["dev"]["accuracy"]
 
 
-def figures(drawer: FigureDrawer, run_dir: Path, data: Splits, title: str, cores: int) -> None:
+def start_figures(drawer: FigureDrawer, run_dir: Path, data: Splits, title: str,
+                  cores: int) -> None:
     """Start ``drawer`` on the run's four figures, in two halves of about equal drawing time
     (the gains curves have 20 axes): called before the engine starts its threads."""
     X_test, y_test = data.test
