@@ -93,6 +93,28 @@ def test_signal_saves_and_resume_is_bit_identical(tmp_path, data_env, reference,
     _check_log_complete(run)
 
 
+def test_signal_during_the_evaluation_stops_at_the_step_it_saved(tmp_path, data_env):
+    """A signal lands anywhere in a step: here while the dev split is evaluated, which takes
+    most of each step. The step the run says it stopped at is the checkpoint's and the log's
+    last (a signal read after the step decided not to save would stop without a checkpoint)."""
+    args = [*TINY, "train.steps=1000000", "train.eval_every=1", "train.dev_size=1000",
+            "train.checkpoint_every=1000000", "model=dnn", "progress=false"]
+    for n in range(2):
+        run = tmp_path / f"run{n}"
+        proc = subprocess.Popen(_cmd() + ["train", *args, f"hydra.run.dir={run}"], env=data_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for_steps(run, proc, 500)  # the log's first write: the loop runs
+        time.sleep(0.05 + 0.1 * n)
+        proc.send_signal(signal.SIGUSR2)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 140, err
+        said = int(err.split(" at step ")[1].split()[0])
+        with np.load(run / "checkpoint.npz") as z:
+            assert int(z["step"]) == said, err
+        log = read_log(run / "log.h5")
+        assert int(log["train"]["step"][-1]) == said and int(log["dev"]["step"][-1]) == said
+
+
 def _kill_and_resume(tmp_path, env, reference, rng) -> None:
     run = tmp_path / f"run{rng.random():.6f}"
     proc = _start(run, env)

@@ -43,7 +43,7 @@ SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug",
 # One thread, so that a resumed run is bit for bit an uninterrupted one.
 ARGS = [*TINY, "progress=false"]
 LONG = [a for a in ARGS if not a.startswith(("train.steps", "train.eval_every"))]
-TIMEOUT_LOOP_S = 45  # the timed-out run's training loop: longer than SIGUSR2 can take to come
+TIMEOUT_LOOP_S = 60  # the timed-out run's training loop: longer than SIGUSR2 can take to come
 
 
 def cli() -> list[str]:
@@ -136,15 +136,17 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def started(env, work) -> dict:
-    """Start what takes long first: the 4-point sweep, then (after measuring this machine's
-    speed) the sweep that will time out and the uninterrupted run it is compared with."""
-    out = {"failing": Command(["train", "-m", "dataset=mnist,svhn", "model=dnn,cnn", *ARGS,
-                               *SLURM, f"hydra.sweep.dir={work / 'failing'}"],
-                              env, work, "failing")}
-    # seconds per step of this machine, from a short local run of the same model
+    """Measure this machine's speed, then start what takes long: the 4-point sweep, the sweep
+    that will time out and the uninterrupted run it is compared with."""
+    # seconds per step of this machine, from a short local run of the same model, before the
+    # others start (measured beside them it came out 3-4x slow: the timed run could then end
+    # before SIGUSR2 came)
     probe = run(["train", "model=dnn", *LONG, "train.steps=2000", "train.eval_every=500",
                  f"hydra.run.dir={work / 'probe'}"], env, work, "probe")
     assert probe.returncode == 0, probe.stderr
+    out = {"failing": Command(["train", "-m", "dataset=mnist,svhn", "model=dnn,cnn", *ARGS,
+                               *SLURM, f"hydra.sweep.dir={work / 'failing'}"],
+                              env, work, "failing")}
     per_step = json.loads((work / "probe" / "metrics.json").read_text())["seconds"][
         "train_loop"] / 2000
     steps = int(min(max(TIMEOUT_LOOP_S / per_step, 5000), 500000)) // 100 * 100
@@ -153,9 +155,11 @@ def started(env, work) -> dict:
     timed = ["model=dnn", *LONG, f"train.steps={steps}", "train.eval_every=100",
              "train.checkpoint_every=1000000"]  # no periodic checkpoint: only the signal's
     out["timeout_args"] = ["train", "-m", *timed, *SLURM, f"hydra.sweep.dir={work / 'timeout'}"]
-    # SLURM sends SIGUSR2 when <= 55 s of the 1-minute limit remain: 5-35 s after the start
+    # SLURM sends SIGUSR2 when <= 45 s of the 1-minute limit remain, at its first 30-s check
+    # after that: 15-45 s after the start, once the run trains (start-up under this test's
+    # load takes seconds: a signal before the loop stops the run with nothing to save)
     out["timeout"] = Command([*out["timeout_args"], "hydra.launcher.timeout_min=1",
-                              "hydra.launcher.signal_delay_s=55"], env, work, "timeout")
+                              "hydra.launcher.signal_delay_s=45"], env, work, "timeout")
     out["reference"] = Command(["train", *timed, f"hydra.run.dir={work / 'reference'}"], env,
                                work, "reference")
     return out

@@ -195,11 +195,11 @@ def _stopped_message(run_dir: Path, signum: int) -> str:
     why = " (the time limit is near)" if signum == signal.SIGUSR2 else ""
     try:
         step = checkpoint.load(run_dir)["step"] if (run_dir / CHECKPOINT).exists() else None
-    except CnnvsdnnError:
-        step = None
+    except CnnvsdnnError as ex:
+        return f"stopped by {name}{why}; {ex}"
     if step is not None:
         saved = f"its checkpoint at step {step} and log are saved"
-    elif (run_dir / LOG).exists():
+    elif (run_dir / LOG).exists():  # the loop saves one at its stop if its engine can resume
         saved = "its log is saved, no checkpoint (its engine cannot resume: it starts again)"
     else:
         saved = "before training started: nothing to save"

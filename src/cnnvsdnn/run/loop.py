@@ -140,7 +140,10 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
             step_s += clock() - t0
             buf[:, nbuf] = step, cost, acc
             nbuf += 1
-            save = step % ckpt_every == 0 or step == steps or signals.signum
+            # read once: a signal that lands later in this step (during the evaluation, say)
+            # stops the next one, so the step that stops is always the step saved
+            stop = signals.signum
+            save = step % ckpt_every == 0 or step == steps or stop
             evaluate = step % every == 0
             # a checkpoint must hold finite parameters (a resume would diverge again)
             diverged = not math.isfinite(cost) or ((save or evaluate) and not engine.finite())
@@ -165,7 +168,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
             if save:
                 save_checkpoint(step)
             bar.update(step, cost, acc, dev_acc)
-            if signals.signum:
+            if stop:
                 saver.wait()
                 saved = "checkpoint and log saved" if engine.resumable else "log saved"
                 raise Interrupted(
