@@ -167,6 +167,19 @@ def test_python_dash_m_works(data_env):
     assert res.returncode == 0 and res.stdout.startswith("cnnvsdnn ")
 
 
+def test_the_command_skips_its_last_garbage_collection_a_caller_does_not():
+    """The console script freezes the heap as it ends (the interpreter's last collection
+    walked numba's and matplotlib's objects for up to 0.8 s); main(argv) called from Python
+    (a test, a notebook) leaves the caller's garbage collector alone."""
+    code = ("import gc, sys; from cnnvsdnn.cli import main\n"
+            "main(['--version']); print(gc.get_freeze_count())\n"
+            "sys.argv = ['cnnvsdnn', '--version']; main(); print(gc.get_freeze_count())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()  # version, freeze count, version, freeze count
+    assert lines[0].startswith("cnnvsdnn ") and lines[1] == "0" and int(lines[3]) > 10000
+
+
 def test_configs_are_found_from_an_installed_wheel(tmp_path, data_env):
     """Build the wheel, install it into a bare folder and compose a config from there."""
     root = Path(__file__).resolve().parents[1]
