@@ -76,6 +76,43 @@ def test_a_loaded_threaded_runtime_draws_here(tmp_path, forkable, monkeypatch):
     assert seen == [("probs", "log")]
 
 
+@pytest.mark.parametrize("cores", [1, 2])
+def test_prepare_runs_in_the_drawing_process_before_the_end_and_both_halves_see_it(
+        tmp_path, forkable, cores):
+    """What ``prepare`` makes (the gains figure's layout) is made while the run goes on, in the
+    drawing process, and is there for the half that draws it; a failing prepare costs nothing
+    but its head start."""
+    ready = {}
+
+    def prepare():
+        ready["by"] = os.getpid()
+        (tmp_path / "prepared").write_text(str(os.getpid()))
+
+    def using(path):
+        return lambda: path.write_text(f"{ready.get('by')} {os.getpid()}")
+
+    with FigureDrawer(RUN_SIGNALS) as drawer:
+        drawer.start(lambda p, log: [[using(tmp_path / "a")], [using(tmp_path / "b")]], cores,
+                     prepare)
+        deadline = time.monotonic() + 30  # made before the run hands anything over
+        while not (tmp_path / "prepared").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        drawer.draw("p", "l")
+        drawer.wait()
+    by = (tmp_path / "prepared").read_text()
+    assert by != str(os.getpid()) and "by" not in ready  # not in the run's process
+    for half in "ab":
+        assert (tmp_path / half).read_text().split()[0] == by
+
+    with FigureDrawer(RUN_SIGNALS) as drawer:
+        drawer.start(lambda p, log: [[_write(tmp_path / "c")], []], cores,
+                     _fail(ValueError("no layout")))
+        drawer.draw("p", "l")
+        drawer.wait()  # no error: the drawing itself went well
+    assert (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize("cores,failing_half", [(2, 0), (2, 1), (1, 0)])
 def test_a_drawing_failure_is_the_runs_one_line_error(tmp_path, forkable, cores, failing_half):
     """The drawing's failure is raised in the run, after the other half's file is written; an

@@ -10,6 +10,7 @@ from matplotlib.image import imread
 from cnnvsdnn.evaluation.figures import (
     gains_area_ratio,
     gains_curve,
+    gains_layout,
     plot_confusion,
     plot_gains,
     plot_mistakes,
@@ -99,3 +100,23 @@ def test_confusion_and_mistakes(tmp_path):
     perfect = np.eye(3)[labels]
     out = plot_mistakes(X[..., :1], perfect, labels, ["x", "y", "z"], tmp_path / "n.png", "t")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_gains_on_a_prepared_layout_draws_the_same_pixels(tmp_path):
+    """The run's drawing process lays the gains figure out while the run trains
+    (gains_layout); the figure drawn on it is pixel for pixel the one drawn from nothing, and a
+    layout made for other classes or another title is not used."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 6, 900)
+    logits = rng.normal(0, 1, (900, 6)) + 3.0 * np.eye(6)[labels]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    classes = [f"class {i}" for i in range(6)]
+    plain, ars = plot_gains(probs, labels, classes, tmp_path / "plain.png", "run")
+    assert max(ars) > 0.9  # some panels have their zoomed inset, some may not
+    ready, ars2 = plot_gains(probs, labels, classes, tmp_path / "ready.png", "run",
+                             gains_layout(6, "run"))
+    assert ars2 == ars
+    np.testing.assert_array_equal(imread(plain), imread(ready))
+    other, _ = plot_gains(probs, labels, classes, tmp_path / "other.png", "run",
+                          gains_layout(7, "another run"))
+    np.testing.assert_array_equal(imread(plain), imread(other))

@@ -246,30 +246,84 @@ def gains_area_ratio(x: np.ndarray, y: np.ndarray) -> float:
 _GAINS_MAX_PANELS = 20
 
 
+class GainsLayout:
+    """The gains figure before its curves: every axes, inset, tick setting, label, the legend
+    and the title, for :func:`plot_gains` of ``n_classes`` classes under ``title``."""
+
+    def __init__(self, n_classes: int, title: str):
+        self.n_classes, self.title = n_classes, title
+        n = min(n_classes, _GAINS_MAX_PANELS)
+        cols = min(5, n)
+        rows = -(-n // cols)
+        w, h = 2.6 * cols + 0.7, 2.55 * rows + 1.4
+        # a fixed layout: constrained layout draws the figure twice, doubling ~20 axes' cost
+        self.fig = fig = _figure(figsize=(w, h))
+        fig.subplots_adjust(left=0.6 / w, right=1 - 0.15 / w, top=1 - 0.75 / h,
+                            bottom=0.85 / h, wspace=0.12, hspace=0.3)
+        axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+        for ax in axes.flat[n:]:
+            ax.set_visible(False)
+        self.axes = list(axes.flat[:n])
+        self.insets = [ax.inset_axes([0.4, 0.07, 0.56, 0.5]) for ax in self.axes]
+        from matplotlib.ticker import MaxNLocator
+
+        for ax, inset in zip(self.axes, self.insets):
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+            ax.grid(True, alpha=0.25)
+            inset.tick_params(labelsize=6, length=2, pad=1)
+            for axis in (inset.xaxis, inset.yaxis):
+                axis.set_major_locator(MaxNLocator(3))
+            inset.set_facecolor("white")
+        # three ticks an axis (shared: set once): matplotlib's six per axis made tick objects
+        # a third of this figure's drawing time
+        axes[0, 0].set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        axes[0, 0].set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+        for ax in axes[-1]:
+            ax.set_xlabel("share of test images taken", fontsize=9)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("share of the class found", fontsize=9)
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+
+        handles = [Line2D([], [], color=_TRAIN, lw=1.4, label="model (by its probability)"),
+                   Line2D([], [], color="0.45", lw=1, ls="--", label="baseline (random order)"),
+                   Line2D([], [], color="black", lw=1, ls=":", label="best (the class first)"),
+                   Patch(color=_TRAIN, alpha=0.35, label="model − baseline"),
+                   Patch(color=_DEV, alpha=0.5, label="best − model (insets: zoomed in)")]
+        fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8.5, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+        more = f"; the {n} classes of lowest AR of {n_classes}" if n < n_classes else ""
+        fig.suptitle(f"{title}\ncumulative gains per class; AR = (model − baseline) / (best − "
+                     f"baseline) areas{more}", fontsize=11)
+
+
+def gains_layout(n_classes: int, title: str) -> GainsLayout:
+    """A :class:`GainsLayout` drawn once (which makes the tick objects the final drawing
+    reuses): about half the figure's time. The run's drawing process makes it while the run
+    trains (``run/results.py: start_figures``)."""
+    layout = GainsLayout(n_classes, title)
+    layout.fig.draw_without_rendering()
+    return layout
+
+
 def plot_gains(probs: np.ndarray, labels: np.ndarray, classes: list[str], out_png: str | Path,
-               title: str) -> tuple[Path, list[float]]:
+               title: str, layout: GainsLayout | None = None) -> tuple[Path, list[float]]:
     """One panel per class (the study's Fig. 4): the model's cumulative gains curve, the
     baseline (random order) and the best curve, the area between model and baseline shaded
     blue and the area between best and model red; AR = blue / (blue + red), printed on each
     panel. Beyond 20 classes the 20 of lowest AR are drawn. Returns (path, AR of every class).
+    ``layout``: one made beforehand by :func:`gains_layout` (else it is made here).
     """
     probs, labels = np.asarray(probs), np.asarray(labels)
     k = probs.shape[1]
+    if layout is None or (layout.n_classes, layout.title) != (k, title):
+        layout = GainsLayout(k, title)
     curves = [gains_curve(probs[:, j], labels == j) for j in range(k)]
     ars = [gains_area_ratio(x, y) for x, y in curves]
     shown = list(range(k)) if k <= _GAINS_MAX_PANELS else \
         sorted(np.argsort(ars, kind="stable")[:_GAINS_MAX_PANELS].tolist())
-    cols = min(5, len(shown))
-    rows = -(-len(shown) // cols)
-    w, h = 2.6 * cols + 0.7, 2.55 * rows + 1.4
-    # a fixed layout: constrained layout draws the figure twice, doubling ~20 axes' cost
-    fig = _figure(figsize=(w, h))
-    fig.subplots_adjust(left=0.6 / w, right=1 - 0.15 / w, top=1 - 0.75 / h, bottom=0.85 / h,
-                        wspace=0.12, hspace=0.3)
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
-    for ax in axes.flat[len(shown):]:
-        ax.set_visible(False)
-    for ax, j in zip(axes.flat, shown):
+    for ax, inset, j in zip(layout.axes, layout.insets, shown):
         x, y = curves[j]
         n, p = x[-1], y[-1]
         if p == 0:
@@ -280,36 +334,13 @@ def plot_gains(probs: np.ndarray, labels: np.ndarray, classes: list[str], out_pn
             # of the curve's vertices (under a pixel apart; the AR uses them all)
             keep = np.unique(np.searchsorted(x, np.linspace(0, n, 800)))
             _draw_gains(ax, x, y, x[np.minimum(keep, x.size - 1)])
-            if ars[j] > 0.9:  # best − model is too thin to see: zoom in on it
-                _zoom_gains(ax, x, y)
+        # best − model too thin to see: zoom in on it
+        if not (p > 0 and ars[j] > 0.9 and _zoom_gains(inset, x, y)):
+            inset.remove()
         # y given: matplotlib then skips placing the title above the ticks, a layout of
         # every axes and inset (a fifth of the figure's time); no ticks are on top
         ax.set_title(f"{classes[j]}: AR = {ars[j]:.4f}", fontsize=10, y=1.0)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.grid(True, alpha=0.25)
-    # three ticks an axis (shared: set once): matplotlib's six per axis made tick objects a
-    # third of this figure's drawing time
-    axes[0, 0].set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
-    axes[0, 0].set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
-    for ax in axes[-1]:
-        ax.set_xlabel("share of test images taken", fontsize=9)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("share of the class found", fontsize=9)
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles = [Line2D([], [], color=_TRAIN, lw=1.4, label="model (by its probability)"),
-               Line2D([], [], color="0.45", lw=1, ls="--", label="baseline (random order)"),
-               Line2D([], [], color="black", lw=1, ls=":", label="best (the class first)"),
-               Patch(color=_TRAIN, alpha=0.35, label="model − baseline"),
-               Patch(color=_DEV, alpha=0.5, label="best − model (insets: zoomed in)")]
-    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=8.5, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    more = f"; the {len(shown)} classes of lowest AR of {k}" if len(shown) < k else ""
-    fig.suptitle(f"{title}\ncumulative gains per class; AR = (model − baseline) / (best − "
-                 f"baseline) areas{more}", fontsize=11)
-    return _save(fig, out_png), ars
+    return _save(layout.fig, out_png), ars
 
 
 def _draw_gains(ax, x, y, xs) -> None:
@@ -325,29 +356,24 @@ def _draw_gains(ax, x, y, xs) -> None:
     ax.plot(fx, fy, color=_TRAIN, lw=1.4)
 
 
-def _zoom_gains(ax, x, y) -> None:
-    """An inset on the stretch holding most of the best − model area (by all the vertices)."""
-    from matplotlib.ticker import MaxNLocator
-
+def _zoom_gains(inset, x, y) -> bool:
+    """Draw into ``inset`` the stretch holding most of the best − model area (by all the
+    vertices); False if there is no such area."""
     n, p = x[-1], y[-1]
     xs = np.union1d(x, [p])
     gap = np.minimum(xs / p, 1.0) - np.interp(xs, x, y) / p  # best − model, in shares
     area = np.r_[0, np.cumsum((gap[1:] + gap[:-1]) / 2 * np.diff(xs))]
     if area[-1] <= 0:
-        return
+        return False
     lo = xs[max(np.searchsorted(area, 0.02 * area[-1]) - 1, 0)]
     hi = xs[min(np.searchsorted(area, 0.9 * area[-1]), xs.size - 1)]
     y_lo = max(0.0, 1 - 1.3 * gap.max())
     lo = max(lo, y_lo * p)  # left of this both curves lie below the inset's y range
     hi = max(hi, lo + 2)
-    inset = ax.inset_axes([0.4, 0.07, 0.56, 0.5])
     _draw_gains(inset, x, y, x[(x >= lo) & (x <= hi)])
     inset.set_xlim(lo / n, hi / n)
     inset.set_ylim(y_lo, 1 + 0.05 * (1 - y_lo))
-    inset.tick_params(labelsize=6, length=2, pad=1)
-    for axis in (inset.xaxis, inset.yaxis):
-        axis.set_major_locator(MaxNLocator(3))
-    inset.set_facecolor("white")
+    return True
 
 
 def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],

@@ -5,7 +5,9 @@ about a third of a 2000-step MNIST DNN run if drawn at its end. So :meth:`Figure
 forks a process as soon as the data is loaded, before the engine starts its threads (a fork
 copies only the calling thread; in a sweep's later points the earlier points' pool exists but
 idles, and the drawing processes never call into it). That process imports matplotlib and
-draws a small figure while the run compiles and trains, then waits. At the end,
+draws a small figure while the run compiles and trains, lays out what it can of the figures
+before their data (``prepare``: the gains figure's 20 axes and their ticks), then waits. At
+the end,
 :meth:`FigureDrawer.draw` hands it the test predictions and the log and returns at once; the
 run evaluates its other splits and writes its files meanwhile, and :meth:`FigureDrawer.wait`
 collects the outcome. With two cores the drawing process forks once more (it has no threads of
@@ -66,9 +68,11 @@ class FigureDrawer:
     def started(self) -> bool:
         return self._halves is not None
 
-    def start(self, halves: Halves, cores: int) -> None:
+    def start(self, halves: Halves, cores: int, prepare: Callable[[], object] | None = None
+              ) -> None:
         """Get ready to draw ``halves(test_probs, log)``: in a forked process when
-        :func:`can_fork`, in two when ``cores`` >= 2."""
+        :func:`can_fork`, in two when ``cores`` >= 2. That process calls ``prepare()`` while
+        the run trains (what it makes is there for ``halves``; drawn here, it is not called)."""
         self._halves = halves
         if not can_fork():
             return
@@ -76,7 +80,7 @@ class FigureDrawer:
         self._conn, there = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, name="cnnvsdnn-figures",
                                  args=(there, self._conn, os.getpid(), self._signals, halves,
-                                       cores >= 2))
+                                       prepare, cores >= 2))
         # the run's signals wait until the new process ignores them (else one arriving in
         # between would run the run's handler there)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
@@ -148,13 +152,16 @@ def _detach(parent: int, signals: tuple) -> None:
         os._exit(0)
 
 
-def _serve(conn, runs_end, parent: int, signals: tuple, halves: Halves, two: bool) -> None:
-    """The drawing process: warm matplotlib up, wait for the run's end, draw, report."""
+def _serve(conn, runs_end, parent: int, signals: tuple, halves: Halves, prepare,
+           two: bool) -> None:
+    """The drawing process: warm matplotlib up, prepare, wait for the run's end, draw, report."""
     runs_end.close()  # the fork copied it: open here, the run's close would never end recv
     _detach(parent, signals)
     from ..evaluation.figures import warm_up
 
     warm_up()
+    if prepare is not None:
+        _attempt([prepare])  # a failure here is met again, and told, when that figure is drawn
     try:
         test_probs, log = conn.recv()
     except EOFError:  # the run ended without results: nothing to draw

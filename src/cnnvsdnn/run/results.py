@@ -12,7 +12,13 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from ..data import Splits
-from ..evaluation.figures import plot_confusion, plot_gains, plot_mistakes, plot_training
+from ..evaluation.figures import (
+    gains_layout,
+    plot_confusion,
+    plot_gains,
+    plot_mistakes,
+    plot_training,
+)
 from ..evaluation.metrics import format_split_table, split_metrics
 from ..safe_io import atomic_write, write_text
 from ..ui import wide_console
@@ -88,16 +94,21 @@ def start_figures(drawer: FigureDrawer, run_dir: Path, data: Splits, title: str,
     (the gains curves have 20 axes): called before the engine starts its threads."""
     X_test, y_test = data.test
     classes = list(data.info.classes)
+    ready = {}  # the gains figure laid out by the drawing process while the run trains
+
+    def prepare():
+        ready["gains"] = gains_layout(len(classes), title)
 
     def halves(test_probs, log):
-        return [[lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title)],
+        return [[lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title,
+                                    ready.pop("gains", None))],
                 [lambda: plot_training(log, run_dir / FIGURE, title),
                  lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION,
                                         title),
                  lambda: plot_mistakes(X_test, test_probs, y_test, classes,
                                        run_dir / MISTAKES, title)]]
 
-    drawer.start(halves, cores)
+    drawer.start(halves, cores, prepare)
 
 
 def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:
