@@ -248,7 +248,8 @@ _GAINS_MAX_PANELS = 20
 
 class GainsLayout:
     """The gains figure before its curves: every axes, inset, tick setting, label, the legend
-    and the title, for :func:`plot_gains` of ``n_classes`` classes under ``title``."""
+    and the title, for one :func:`plot_gains` of ``n_classes`` classes under ``title`` (which
+    draws into it: a layout serves one figure)."""
 
     def __init__(self, n_classes: int, title: str):
         self.n_classes, self.title = n_classes, title

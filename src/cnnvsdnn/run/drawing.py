@@ -7,11 +7,10 @@ copies only the calling thread; in a sweep's later points the earlier points' po
 idles, and the drawing processes never call into it). That process imports matplotlib and
 draws a small figure while the run compiles and trains, lays out what it can of the figures
 before their data (``prepare``: the gains figure's 20 axes and their ticks), then waits. At
-the end,
-:meth:`FigureDrawer.draw` hands it the test predictions and the log and returns at once; the
-run evaluates its other splits and writes its files meanwhile, and :meth:`FigureDrawer.wait`
-collects the outcome. With two cores the drawing process forks once more (it has no threads of
-its own) and the two draw one half of the figures each.
+the end, :meth:`FigureDrawer.draw` hands it the test predictions and the log and returns at
+once; the run evaluates its other splits and writes its files meanwhile, and
+:meth:`FigureDrawer.wait` collects the outcome. With two cores the drawing process forks once
+more (it has no threads of its own) and the two draw one half of the figures each.
 
 The drawing processes ignore the signals the run handles (a Ctrl-C reaches the whole process
 group; the run decides what to do) and die with the run (Linux's ``PR_SET_PDEATHSIG``): none
