@@ -335,3 +335,17 @@ def test_time_limit_signal_before_the_loop_reaches_the_loop(monkeypatch):
         time.sleep(0.3)
     assert got == [signal.SIGUSR2]
     assert signal.getsignal(signal.SIGUSR2) is before
+
+
+def test_a_stopped_points_message_says_what_its_directory_holds(tmp_path):
+    """How a point stopped by a signal is told (the sweep's table, the job's log): the
+    checkpoint's step; a log without one; a damaged checkpoint named as such, never taken
+    for an engine that cannot resume; nothing at all."""
+    usr2 = signal.SIGUSR2
+    assert sweep_cli._stopped_message(tmp_path, usr2) == (
+        "stopped by SIGUSR2 (the time limit is near); before training started: nothing to save")
+    (tmp_path / "log.h5").write_bytes(b"")
+    assert "its log is saved, no checkpoint" in sweep_cli._stopped_message(tmp_path, usr2)
+    (tmp_path / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    said = sweep_cli._stopped_message(tmp_path, signal.SIGTERM)
+    assert said.startswith("stopped by SIGTERM; the checkpoint ") and "unreadable" in said
