@@ -7,6 +7,7 @@ from threadpoolctl import threadpool_limits
 from cnnvsdnn.engines import AdamSettings, create, init_params, network
 from cnnvsdnn.engines import numpy_twin as numpy_ref
 from cnnvsdnn.engines.numba import Adam, build_model, set_threads
+from cnnvsdnn.errors import CnnvsdnnError
 
 CONV3 = {"type": "conv", "filters": 3, "kernel": 3, "padding": 1, "stride": 1}
 RELU = {"type": "activation", "fn": "relu"}
@@ -372,26 +373,57 @@ def test_warm_up_changes_no_parameter_or_optimizer_state():
 
 
 
-def test_warm_up_takes_the_threaded_evaluation_path(monkeypatch):
-    """On 2 threads, warm-up gathers a batch and evaluates enough images that the evaluation's
-    own kernels (``dense_fwd_rows``) compile there, not inside the loop's first step or first
-    development evaluation (a fresh install's first run would count their compilation there)."""
+@pytest.mark.parametrize("name,batch_read", [("cnn", "conv_fwd_rows"), ("dnn", "gather_u8")])
+def test_warm_up_takes_the_threaded_evaluation_path(name, batch_read, monkeypatch):
+    """On 2 threads, warm-up reads a training batch as the training step does (the first conv
+    layer reads it itself; other models gather it) and evaluates enough images that the
+    evaluation's own kernels (``dense_fwd_rows``) compile there, not inside the loop's first
+    step or first development evaluation (a fresh install's first run would count their
+    compilation there)."""
     if numba_threads() < 2:
         pytest.skip("needs 2 numba threads")
     from cnnvsdnn.engines.numba import kernels as K
 
-    model, _, _ = make("cnn", (28, 28, 1))
+    model, _, _ = make(name, (28, 28, 1))
     calls = []
-    rows, gather = K.dense_fwd_rows, K.gather_u8
+    rows, read = K.dense_fwd_rows, getattr(K, batch_read)
     monkeypatch.setattr(K, "dense_fwd_rows", lambda *a: (calls.append(a[0].shape), rows(*a)))
-    monkeypatch.setattr(K, "gather_u8", lambda *a: (calls.append("gather"), gather(*a)))
+    monkeypatch.setattr(K, batch_read, lambda *a: (calls.append("batch"), read(*a)))
     try:
         model.use_threads(set_threads(2))
         model.warm_up(np.zeros((100, 28, 28, 1), np.uint8))
     finally:
         set_threads(1)
-    assert "gather" in calls  # the training step's batch gather too
-    assert any(c != "gather" and c[0] == 64 for c in calls)
+    assert "batch" in calls  # the training step's way of reading its batch
+    assert any(c != "batch" and c[0] == 64 for c in calls)
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_deep", "cnn_elu", "odd", "dnn"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["28x28x1", "32x32x3"])
+def test_a_batch_read_from_the_uint8_rows_trains_as_the_gathered_batch(name, shape):
+    """``loss_and_grad_rows`` (the training step's way in: a first conv layer scales and pads
+    the dataset's rows itself, on every thread) gives the bits of gathering the batch and
+    calling ``loss_and_grad``; every uint8 value occurs, indices repeat and run backwards."""
+    model, _, _ = make(name, shape, batch=8)
+    rng = np.random.default_rng(5)
+    X = rng.permutation(np.arange(30 * int(np.prod(shape))) % 256).astype(np.uint8)
+    X = X.reshape(30, *shape)
+    idx, y = np.array([29, 3, 3, 17, 0, 11, 28]), rng.integers(0, 10, 7)
+    # (a dense layer split over 2 threads sums in another order: compare at each count)
+    for threads in (1, 2) if numba_threads() >= 2 else (1,):
+        model.use_threads(set_threads(threads))
+        try:
+            got = [model.loss_and_grad_rows(X, idx, y), model.grads.copy()]
+            want = [model.loss_and_grad(model.gather(X, idx), y), model.grads.copy()]
+        finally:
+            model.use_threads(set_threads(1))
+        assert got[0] == want[0] and np.array_equal(got[1], want[1])
+        first = next(iter(model.layer_grads().values()))  # the layer that read the rows
+        assert np.count_nonzero(first) > first.size // 4
+    with pytest.raises(CnnvsdnnError, match="batch indices"):
+        model.loss_and_grad_rows(X, np.array([0, 30]), y[:2])
+    with pytest.raises(CnnvsdnnError, match="C-contiguous"):
+        model.loss_and_grad_rows(X[:, ::-1], idx, y)
 
 
 def test_every_layer_type_of_the_registry_has_a_numba_layer():

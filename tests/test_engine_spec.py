@@ -61,7 +61,7 @@ def test_misuse_raises_project_errors():
         model.loss_and_grad(x[:2], np.array([0, 10]))
     with pytest.raises(DataError, match="do not fit"):
         model.predict_proba(np.zeros((2, 5, 4, 1), np.uint8))
-    with pytest.raises(CnnvsdnnError, match="gather indices"):
+    with pytest.raises(CnnvsdnnError, match="batch indices"):
         model.gather(np.zeros((2, 4, 4, 1), np.uint8), np.array([2]))
     with pytest.raises(DataError, match="needs"):
         model.load_params(np.zeros(model.n_params + 1, np.float32))

@@ -1,5 +1,5 @@
-"""The numba engine behind the common interface (``engines/base.py``): a :class:`Model`,
-its :class:`Adam` and a batch buffer."""
+"""The numba engine behind the common interface (``engines/base.py``): a :class:`Model` and
+its :class:`Adam`."""
 
 from __future__ import annotations
 
@@ -33,12 +33,9 @@ class NumbaEngine(Engine):
         self.model = Model(net, batch_size=batch_size, params=params, threads=plan)
         self.opt = Adam(self.model.n_params, lr=adam.lr, beta1=adam.beta1, beta2=adam.beta2,
                         eps=adam.eps, eps_sign=adam.eps_sign)
-        self._xb = np.empty((batch_size, *net.input_shape), np.float32)
 
     def train_step(self, X, idx, y):
-        xb = self._xb[:len(idx)]
-        self.model.gather(X, idx, out=xb)
-        cost, acc = self.model.loss_and_grad(xb, y)
+        cost, acc = self.model.loss_and_grad_rows(X, idx, y)
         self.opt.step(self.model.params, self.model.grads)
         return cost, acc
 

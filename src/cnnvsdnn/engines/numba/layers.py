@@ -124,8 +124,16 @@ class Conv(_Fusing):
                    self.act, self.alpha)
         return out
 
-    def backward(self, x, out, dout, ws, need_dx):
-        B = x.shape[0]
+    def forward_rows(self, X, idx, ws):
+        """The training forward pass of the batch X[idx] / 255, read from the uint8 dataset X
+        by the conv's own threads (the first layer: no separate batch gather)."""
+        out = ws["out"][: idx.shape[0]]
+        K.conv_fwd_rows(X, idx, self.p["w"], self.p["b"], out, ws["xp"], ws["zp"], self.s,
+                        self.z, self.act, self.alpha)
+        return out
+
+    def backward(self, x, out, dout, ws, need_dx):  # x unused (None after forward_rows)
+        B = dout.shape[0]
         dwp, dbp = ws["dwp"][:B], ws["dbp"][:B]
         dx = ws["dx"][:B] if need_dx else ws["dx"][:0]
         K.conv_bwd(dout, out, self.p["w"], ws["xp"], ws["dzp"], ws["dxp"], dwp, dbp, dx,

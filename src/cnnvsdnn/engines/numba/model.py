@@ -7,7 +7,7 @@ import numpy as np
 from ...errors import CnnvsdnnError, ConfigError, DataError
 from ..layer_types import Network, init_params, network
 from . import kernels as K
-from .layers import NUMBA_LAYERS, Activation, _Fusing
+from .layers import NUMBA_LAYERS, Activation, Conv, _Fusing
 from .threads import ThreadPlan
 
 # Pixels of an evaluation chunk from which scaling it to float32 is split over the threads
@@ -58,20 +58,43 @@ class Model:
             seen = seen or layer.n_params > 0
         self._train_ws = [layer.workspace(batch_size, True) for layer in self.layers]
         self._dlogits = np.empty((batch_size, self.n_classes), np.float32)
+        self._xb = np.empty((batch_size, *self.input_shape), np.float32)  # a gathered batch
         self._eval = (0, None, None)  # (chunk, workspaces, input buffer)
 
     # ------------------------------------------------------------------ training
     def loss_and_grad(self, x, y):
-        """Mean softmax cross-entropy and batch accuracy; fills ``self.grads``."""
+        """Mean softmax cross-entropy and batch accuracy of float32 images ``x``; fills
+        ``self.grads``."""
         x = self._check_x(x, np.float32)
-        B = x.shape[0]
+        self._check_batch(x.shape[0], y)
+        return self._backprop([x, self.layers[0].forward(x, self._train_ws[0], True)], y)
+
+    def loss_and_grad_rows(self, X, idx, y):
+        """:meth:`loss_and_grad` of the batch ``X[idx] / 255`` of a uint8 dataset, the training
+        step's way in: a first conv layer reads the rows itself, in its parallel pass
+        (``Conv.forward_rows``); other models gather them into a batch buffer first. The
+        numbers are the same bit for bit."""
+        X, idx = self._check_rows(X, idx)
+        self._check_batch(idx.shape[0], y)
+        first, ws = self.layers[0], self._train_ws[0]
+        if isinstance(first, Conv):
+            return self._backprop([None, first.forward_rows(X, idx, ws)], y)
+        x = self._xb[: idx.shape[0]]
+        K.gather_u8(X.reshape(len(X), -1), idx, x.reshape(len(idx), -1))
+        return self._backprop([x, first.forward(x, ws, True)], y)
+
+    def _check_batch(self, B, y):
         if not 1 <= B <= self.batch_size or len(y) != B:
             raise CnnvsdnnError(
                 f"batch of {B} images and {len(y)} labels; need 1..{self.batch_size} of each"
             )
-        acts = [x]
-        for layer, ws in zip(self.layers, self._train_ws):
+
+    def _backprop(self, acts, y):
+        """The rest of the forward pass from the first layer's output ``acts[1]``, the loss,
+        and the backward pass (``acts[0]``, the input, goes to the first layer's backward)."""
+        for layer, ws in zip(self.layers[1:], self._train_ws[1:]):
             acts.append(layer.forward(acts[-1], ws, True))
+        B = acts[-1].shape[0]
         d = self._dlogits[:B]
         cost, acc, bad = K.softmax_ce(acts[-1], np.asarray(y), d)
         if bad >= 0:
@@ -86,11 +109,13 @@ class Model:
 
     def warm_up(self, X_uint8):
         """Compile (or load from numba's cache) every kernel of a training step and of
-        evaluation, on a batch of zeros and up to 64 images of ``X_uint8``. Parameters stay as
-        they are; ``grads`` are overwritten by the next ``loss_and_grad``."""
-        x = np.zeros((self.batch_size, *self.input_shape), np.float32)
-        self.loss_and_grad(x, np.zeros(self.batch_size, np.int64))
-        self.gather(X_uint8, np.arange(min(len(X_uint8), self.batch_size)))  # the batch gather
+        evaluation: a training batch of the first images of ``X_uint8`` (labels 0), and 64 of
+        them evaluated. Parameters stay as they are; ``grads`` are overwritten by the next
+        step."""
+        if not len(X_uint8):
+            X_uint8 = np.zeros((1, *self.input_shape), np.uint8)
+        idx = np.arange(min(len(X_uint8), self.batch_size))
+        self.loss_and_grad_rows(X_uint8, idx, np.zeros(idx.size, np.int64))
         # enough images that evaluation takes its threaded paths (dense layers split along the
         # batch): compiled here, not inside the first development evaluation of the loop
         self.predict_proba(X_uint8[:64])
@@ -135,14 +160,7 @@ class Model:
 
     def gather(self, X, idx, out=None):
         """X[idx] / 255 as float32 (B, H, W, C), written into ``out`` if given."""
-        X = np.asarray(X)
-        if not X.flags.c_contiguous:  # a copy per batch would silently cost a dataset copy
-            raise CnnvsdnnError("gather needs a C-contiguous uint8 array; pass "
-                                "np.ascontiguousarray(X) once")
-        X = self._check_x(X, np.uint8)
-        idx = np.asarray(idx)
-        if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= len(X))):
-            raise CnnvsdnnError(f"gather indices must be a 1-D array in 0..{len(X) - 1}")
+        X, idx = self._check_rows(X, idx)
         if out is None:
             out = np.empty((len(idx), *self.input_shape), np.float32)
         elif out.shape != (len(idx), *self.input_shape) or out.dtype != np.float32 \
@@ -150,6 +168,18 @@ class Model:
             raise CnnvsdnnError(f"gather out must be C-contiguous float32 {(len(idx),)}+input")
         K.gather_u8(X.reshape(len(X), -1), idx, out.reshape(len(idx), -1))
         return out
+
+    def _check_rows(self, X, idx):
+        """A uint8 dataset and a batch's indices into it, checked (the kernels index freely)."""
+        X = np.asarray(X)
+        if not X.flags.c_contiguous:  # a copy per batch would silently cost a dataset copy
+            raise CnnvsdnnError("the training images must be a C-contiguous uint8 array; "
+                                "pass np.ascontiguousarray(X) once")
+        X = self._check_x(X, np.uint8)
+        idx = np.asarray(idx)
+        if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= len(X))):
+            raise CnnvsdnnError(f"batch indices must be a 1-D array in 0..{len(X) - 1}")
+        return X, idx
 
     def _check_x(self, x, dtype):
         x = np.asarray(x)
