@@ -373,7 +373,8 @@ def test_warm_up_changes_no_parameter_or_optimizer_state():
 
 
 
-@pytest.mark.parametrize("name,batch_read", [("cnn", "conv_fwd_rows"), ("dnn", "gather_u8")])
+@pytest.mark.parametrize("name,batch_read", [("cnn", "conv_fwd_rows"),
+                                             ("dnn", "dense_fwd_split_rows")])
 def test_warm_up_takes_the_threaded_evaluation_path(name, batch_read, monkeypatch):
     """On 2 threads, warm-up reads a training batch as the training step does (the first conv
     layer reads it itself; other models gather it) and evaluates enough images that the
@@ -384,7 +385,7 @@ def test_warm_up_takes_the_threaded_evaluation_path(name, batch_read, monkeypatc
         pytest.skip("needs 2 numba threads")
     from cnnvsdnn.engines.numba import kernels as K
 
-    model, _, _ = make(name, (28, 28, 1))
+    model, _, _ = make(name, (28, 28, 1), batch=8)  # the dnn's first layer split: 0.8M MACs
     calls = []
     rows, read = K.dense_fwd_rows, getattr(K, batch_read)
     monkeypatch.setattr(K, "dense_fwd_rows", lambda *a: (calls.append(a[0].shape), rows(*a)))
@@ -402,8 +403,9 @@ def test_warm_up_takes_the_threaded_evaluation_path(name, batch_read, monkeypatc
 @pytest.mark.parametrize("shape", SHAPES, ids=["28x28x1", "32x32x3"])
 def test_a_batch_read_from_the_uint8_rows_trains_as_the_gathered_batch(name, shape):
     """``loss_and_grad_rows`` (the training step's way in: a first conv layer scales and pads
-    the dataset's rows itself, on every thread) gives the bits of gathering the batch and
-    calling ``loss_and_grad``; every uint8 value occurs, indices repeat and run backwards."""
+    the dataset's rows itself, a first dense layer scales them in its split matmul, on every
+    thread) gives the bits of gathering the batch and calling ``loss_and_grad``; every uint8
+    value occurs, indices repeat and run backwards."""
     model, _, _ = make(name, shape, batch=8)
     rng = np.random.default_rng(5)
     X = rng.permutation(np.arange(30 * int(np.prod(shape))) % 256).astype(np.uint8)
@@ -412,6 +414,8 @@ def test_a_batch_read_from_the_uint8_rows_trains_as_the_gathered_batch(name, sha
     # (a dense layer split over 2 threads sums in another order: compare at each count)
     for threads in (1, 2) if numba_threads() >= 2 else (1,):
         model.use_threads(set_threads(threads))
+        if name == "dnn":  # its first layer reads the rows in its split matmul on 2 threads
+            assert model.layers[1]._blocks(len(idx)) == threads
         try:
             got = [model.loss_and_grad_rows(X, idx, y), model.grads.copy()]
             want = [model.loss_and_grad(model.gather(X, idx), y), model.grads.copy()]

@@ -78,6 +78,21 @@ class Dense(_Fusing):
             K.dense_fwd(x, self.p["w"], self.p["b"], z, self.act, self.alpha)
         return z
 
+    def forward_rows(self, X, idx, x, ws):
+        """The training forward pass of the batch X[idx] / 255 (X (N, inputs) uint8 rows) as
+        the model's first layer: the batch is scaled into ``x`` (B, inputs), by the threads
+        of the split matmul when it is split (``K.dense_fwd_split_rows``)."""
+        B = idx.shape[0]
+        z = ws["out"][:B]
+        nb = self._blocks(B)
+        if nb > 1:
+            K.dense_fwd_split_rows(X, idx, x, self.p["w"], self.p["b"], z, ws["part"], nb,
+                                   self.act, self.alpha)
+        else:
+            K.gather_u8(X, idx, x)
+            K.dense_fwd(x, self.p["w"], self.p["b"], z, self.act, self.alpha)
+        return z
+
     def backward(self, x, out, dout, ws, need_dx):
         x, dout = np.ascontiguousarray(x), np.ascontiguousarray(dout)
         B = x.shape[0]
@@ -126,7 +141,7 @@ class Conv(_Fusing):
 
     def forward_rows(self, X, idx, ws):
         """The training forward pass of the batch X[idx] / 255, read from the uint8 dataset X
-        by the conv's own threads (the first layer: no separate batch gather)."""
+        by the conv's own threads (the model's first layer: no batch gather before it)."""
         out = ws["out"][: idx.shape[0]]
         K.conv_fwd_rows(X, idx, self.p["w"], self.p["b"], out, ws["xp"], ws["zp"], self.s,
                         self.z, self.act, self.alpha)

@@ -7,7 +7,7 @@ import numpy as np
 from ...errors import CnnvsdnnError, ConfigError, DataError
 from ..layer_types import Network, init_params, network
 from . import kernels as K
-from .layers import NUMBA_LAYERS, Activation, Conv, _Fusing
+from .layers import NUMBA_LAYERS, Activation, Conv, Dense, Flatten, _Fusing
 from .threads import ThreadPlan
 
 # Pixels of an evaluation chunk from which scaling it to float32 is split over the threads
@@ -71,16 +71,22 @@ class Model:
 
     def loss_and_grad_rows(self, X, idx, y):
         """:meth:`loss_and_grad` of the batch ``X[idx] / 255`` of a uint8 dataset, the training
-        step's way in: a first conv layer reads the rows itself, in its parallel pass
-        (``Conv.forward_rows``); other models gather them into a batch buffer first. The
-        numbers are the same bit for bit."""
+        step's way in: a first conv or dense layer (after a flatten) reads the rows itself,
+        in its own parallel pass (``forward_rows``); other models gather them into a batch
+        buffer first. The numbers are the same bit for bit."""
         X, idx = self._check_rows(X, idx)
-        self._check_batch(idx.shape[0], y)
+        B = idx.shape[0]
+        self._check_batch(B, y)
         first, ws = self.layers[0], self._train_ws[0]
         if isinstance(first, Conv):
             return self._backprop([None, first.forward_rows(X, idx, ws)], y)
-        x = self._xb[: idx.shape[0]]
-        K.gather_u8(X.reshape(len(X), -1), idx, x.reshape(len(idx), -1))
+        x, rows = self._xb[:B], X.reshape(len(X), -1)
+        if isinstance(first, Flatten) and len(self.layers) > 1 \
+                and isinstance(self.layers[1], Dense):
+            flat = first.forward(x, ws, True)  # a view of the batch buffer it fills
+            return self._backprop([x, flat, self.layers[1].forward_rows(
+                rows, idx, flat, self._train_ws[1])], y)
+        K.gather_u8(rows, idx, x.reshape(B, -1))
         return self._backprop([x, first.forward(x, ws, True)], y)
 
     def _check_batch(self, B, y):
@@ -90,9 +96,10 @@ class Model:
             )
 
     def _backprop(self, acts, y):
-        """The rest of the forward pass from the first layer's output ``acts[1]``, the loss,
-        and the backward pass (``acts[0]``, the input, goes to the first layer's backward)."""
-        for layer, ws in zip(self.layers[1:], self._train_ws[1:]):
+        """The rest of the forward pass from ``acts`` (the input, then the outputs of the
+        first layers), the loss, and the backward pass."""
+        n = len(acts) - 1  # layers done
+        for layer, ws in zip(self.layers[n:], self._train_ws[n:]):
             acts.append(layer.forward(acts[-1], ws, True))
         B = acts[-1].shape[0]
         d = self._dlogits[:B]
