@@ -8,12 +8,15 @@ import pytest
 from matplotlib.image import imread
 
 from cnnvsdnn.evaluation.figures import (
+    confusion_layout,
     gains_area_ratio,
     gains_curve,
     gains_layout,
     plot_confusion,
     plot_gains,
     plot_mistakes,
+    plot_training,
+    training_layout,
 )
 from cnnvsdnn.evaluation.metrics import area_ratio, split_metrics
 from tests.test_plots import _has_colour, _png_size
@@ -100,6 +103,33 @@ def test_confusion_and_mistakes(tmp_path):
     perfect = np.eye(3)[labels]
     out = plot_mistakes(X[..., :1], perfect, labels, ["x", "y", "z"], tmp_path / "n.png", "t")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_training_and_confusion_on_prepared_layouts_draw_the_same_pixels(tmp_path):
+    """The training and confusion figures laid out beforehand (training_layout,
+    confusion_layout) come out pixel for pixel as drawn from nothing; a layout made for
+    another title or other classes is not used."""
+    rng = np.random.default_rng(4)
+    steps = np.arange(1, 301)
+    log = {"train": {"step": steps, "cost": 2.0 / np.sqrt(steps) + rng.random(300) * 0.1,
+                     "accuracy": np.minimum(0.5 + steps / 400 + rng.random(300) * 0.1, 1.0)},
+           "dev": {"step": np.arange(100, 301, 100), "cost": np.array([0.4, 0.3, 0.25]),
+                   "accuracy": np.array([0.8, 0.85, 0.9])}}
+    plain = plot_training(log, tmp_path / "t.png", "run")
+    ready = plot_training(log, tmp_path / "t_ready.png", "run", training_layout("run"))
+    other = plot_training(log, tmp_path / "t_other.png", "run", training_layout("another"))
+    for path in (ready, other):
+        np.testing.assert_array_equal(imread(plain), imread(path))
+    labels = rng.integers(0, 4, 500)
+    probs = rng.random((500, 4)) + 2.0 * np.eye(4)[labels]
+    names = ["cat", "dog", "horse", "ship"]  # "horse": the names below are turned 45 degrees
+    plain = plot_confusion(probs, labels, names, tmp_path / "c.png", "run")
+    ready = plot_confusion(probs, labels, names, tmp_path / "c_ready.png", "run",
+                           confusion_layout(names, "run"))
+    other = plot_confusion(probs, labels, names, tmp_path / "c_other.png", "run",
+                           confusion_layout(names[:3], "run"))
+    for path in (ready, other):
+        np.testing.assert_array_equal(imread(plain), imread(path))
 
 
 def test_plot_gains_on_a_prepared_layout_draws_the_same_pixels(tmp_path):

@@ -17,9 +17,10 @@ import numpy as np
 from ..errors import CnnvsdnnError
 from ..safe_io import atomic_write
 
-__all__ = ["gains_area_ratio", "gains_curve", "moving_average", "plot_confusion",
-           "plot_f1_comparison", "plot_gains", "plot_image_grid", "plot_mistakes",
-           "plot_over_seeds", "plot_training"]
+__all__ = ["confusion_layout", "gains_area_ratio", "gains_curve", "gains_layout",
+           "moving_average", "plot_confusion", "plot_f1_comparison", "plot_gains",
+           "plot_image_grid", "plot_mistakes", "plot_over_seeds", "plot_training",
+           "training_layout"]
 
 _TRAIN = "#1f77b4"
 _DEV = "#d62728"
@@ -72,11 +73,39 @@ def _save(fig, out_png: str | Path) -> Path:
     return atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=120))
 
 
-def plot_training(log: dict, out_png: str | Path, title: str) -> Path:
+class TrainingLayout:
+    """The training figure before its curves: the two panels sharing the step axis, their
+    labels and grids, and the title, for one :func:`plot_training` under ``title``."""
+
+    def __init__(self, title: str):
+        self.title = title
+        w, h = 9, 6.5  # a fixed layout (inches): constrained layout doubles the drawing time
+        self.fig = fig = _figure(figsize=(w, h))
+        fig.subplots_adjust(left=0.85 / w, right=1 - 0.2 / w, top=1 - 0.55 / h,
+                            bottom=0.6 / h, hspace=0.08)
+        self.ax_cost, self.ax_acc = fig.subplots(2, 1, sharex=True)
+        for ax, label in ((self.ax_cost, "Cost (cross-entropy)"), (self.ax_acc, "Accuracy")):
+            ax.set_ylabel(label)
+            ax.grid(True, alpha=0.3)
+        self.ax_acc.set_xlabel("Training step")
+        fig.suptitle(title, fontsize=13)
+
+
+def training_layout(title: str) -> TrainingLayout:
+    """A :class:`TrainingLayout` drawn once (its axes and tick objects made): a fifth to a
+    quarter of the figure's time, taken while the run trains (``run/results.py``)."""
+    layout = TrainingLayout(title)
+    layout.fig.draw_without_rendering()
+    return layout
+
+
+def plot_training(log: dict, out_png: str | Path, title: str,
+                  layout: TrainingLayout | None = None) -> Path:
     """Batch cost and accuracy per step (raw and smoothed) with the dev evaluations as markers.
 
     ``log`` is what :func:`cnnvsdnn.run.log.read_log` returns. Two panels sharing the step axis:
-    cost on top, accuracy below.
+    cost on top, accuracy below. ``layout``: one made beforehand by :func:`training_layout`
+    (else it is made here).
     """
     train, dev = log["train"], log["dev"]
     steps = np.asarray(train["step"])
@@ -89,13 +118,10 @@ def plot_training(log: dict, out_png: str | Path, title: str) -> Path:
         dev_label += (f" (final: cost {dev['cost'][-1]:.4g}, "
                       f"accuracy {dev['accuracy'][-1]:.4f})")
 
-    w, h = 9, 6.5  # a fixed layout (inches): constrained layout doubles the drawing time
-    fig = _figure(figsize=(w, h))
-    fig.subplots_adjust(left=0.85 / w, right=1 - 0.2 / w, top=1 - 0.55 / h, bottom=0.6 / h,
-                        hspace=0.08)
-    ax_cost, ax_acc = fig.subplots(2, 1, sharex=True)
-    panels = ((ax_cost, "cost", "Cost (cross-entropy)"), (ax_acc, "accuracy", "Accuracy"))
-    for ax, key, label in panels:
+    if layout is None or layout.title != title:
+        layout = TrainingLayout(title)
+    ax_cost, ax_acc = layout.ax_cost, layout.ax_acc
+    for ax, key in ((ax_cost, "cost"), (ax_acc, "accuracy")):
         if steps.size:
             ax.plot(steps, train[key], color=_TRAIN, lw=0.6, alpha=0.3, label="training batch")
             ax.plot(steps, moving_average(train[key], window), color=_TRAIN, lw=1.8,
@@ -103,18 +129,14 @@ def plot_training(log: dict, out_png: str | Path, title: str) -> Path:
         if len(dev["step"]):
             ax.plot(dev["step"], dev[key], color=_DEV, lw=1.0, marker="o", ms=marker,
                     label=dev_label)
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
     if steps.size == 0 and len(dev["step"]) == 0:
         ax_cost.text(0.5, 0.5, "empty log", transform=ax_cost.transAxes, ha="center")
 
     ax_cost.set_yscale("log" if _positive(train["cost"], dev["cost"]) else "linear")
     ax_acc.set_ylim(_acc_floor(train["accuracy"], dev["accuracy"]), 1.01)  # 1.0 not clipped
-    ax_acc.set_xlabel("Training step")
     if ax_cost.get_legend_handles_labels()[0]:
         ax_cost.legend(loc="lower left", fontsize=9, framealpha=0.9)  # the cost falls: free corner
-    fig.suptitle(title, fontsize=13)
-    return _save(fig, out_png)
+    return _save(layout.fig, out_png)
 
 
 def _positive(*arrays) -> bool:
@@ -377,28 +399,64 @@ def _zoom_gains(inset, x, y) -> bool:
     return True
 
 
+class ConfusionLayout:
+    """The confusion figure before its counts: the matrix's axes with the class names, their
+    labels and the colour bar, for one :func:`plot_confusion` of ``classes`` under ``title``."""
+
+    def __init__(self, classes: list[str], title: str):
+        from matplotlib import colormaps
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import PowerNorm
+
+        self.classes, self.title = list(classes), title
+        k = len(classes)
+        side = min(max(4.5, 0.55 * k + 2.5), 14)
+        # a fixed layout (inches): the matrix in a square beside its colour bar, room for long
+        # class names below and left, two title lines above
+        long = max(map(len, classes), default=0) > 3
+        room = 1.25 if long else 0.75
+        w, h, top = side + 1.2, side, 0.75
+        sq = min(w - room - 1.5, h - room - top)
+        self.fig = fig = _figure(figsize=(w, h))
+        self.ax = ax = fig.add_axes([room / w, room / h, sq / w, sq / h])
+        cax = fig.add_axes([(room + sq + 0.25) / w, (room + 0.1 * sq) / h, 0.18 / w,
+                            0.8 * sq / h])
+        self.cmap, self.norm = colormaps["Blues"], PowerNorm(0.5, vmin=0, vmax=1)
+        ticks = range(k) if k <= 40 else range(0, k, max(1, k // 20))
+        ax.set_xticks(list(ticks), [classes[i] for i in ticks], rotation=45 if long else 0,
+                      ha="right" if long else "center", fontsize=9)
+        ax.set_yticks(list(ticks), [classes[i] for i in ticks], fontsize=9)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        fig.colorbar(ScalarMappable(self.norm, self.cmap), cax=cax,
+                     label="share of the true class (square-root scale)")
+
+
+def confusion_layout(classes: list[str], title: str) -> ConfusionLayout:
+    """A :class:`ConfusionLayout` drawn once (its axes, colour bar and tick objects made),
+    taken while the run trains (``run/results.py``)."""
+    layout = ConfusionLayout(classes, title)
+    layout.fig.draw_without_rendering()
+    return layout
+
+
 def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
-                   out_png: str | Path, title: str) -> Path:
+                   out_png: str | Path, title: str,
+                   layout: ConfusionLayout | None = None) -> Path:
     """The confusion matrix of the predicted classes (argmax): rows the true class, columns the
     predicted one, each cell's count written in it (up to 30 classes). Colour is the share of
-    its row on a square-root scale, so the few mistakes show beside a full diagonal."""
-    from matplotlib.colors import PowerNorm
-
+    its row on a square-root scale, so the few mistakes show beside a full diagonal.
+    ``layout``: one made beforehand by :func:`confusion_layout` (else it is made here)."""
     probs, labels = np.asarray(probs), np.asarray(labels)
     k = probs.shape[1]
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (labels, probs.argmax(1)), 1)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    side = min(max(4.5, 0.55 * k + 2.5), 14)
-    # a fixed layout (inches): the matrix in a square beside its colour bar, room for long
-    # class names below and left, two title lines above
-    room = 1.25 if max(map(len, classes), default=0) > 3 else 0.75
-    w, h, top = side + 1.2, side, 0.75
-    sq = min(w - room - 1.5, h - room - top)
-    fig = _figure(figsize=(w, h))
-    ax = fig.add_axes([room / w, room / h, sq / w, sq / h])
-    cax = fig.add_axes([(room + sq + 0.25) / w, (room + 0.1 * sq) / h, 0.18 / w, 0.8 * sq / h])
-    im = ax.imshow(share, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=1))
+    if layout is None or (layout.classes, layout.title) != (list(classes), title) \
+            or len(classes) != k:
+        layout = ConfusionLayout(classes, title)
+    ax = layout.ax
+    ax.imshow(share, cmap=layout.cmap, norm=layout.norm)
     if k <= 30:
         size = 9 if k <= 12 else 7 if k <= 20 else 5.5
         for i in range(k):
@@ -406,18 +464,10 @@ def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
                 if cm[i, j]:
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=size,
                             color="white" if share[i, j] > 0.45 else "black")
-    ticks = range(k) if k <= 40 else range(0, k, max(1, k // 20))
-    long = max(map(len, classes), default=0) > 3
-    ax.set_xticks(list(ticks), [classes[i] for i in ticks], rotation=45 if long else 0,
-                  ha="right" if long else "center", fontsize=9)
-    ax.set_yticks(list(ticks), [classes[i] for i in ticks], fontsize=9)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    fig.colorbar(im, cax=cax, label="share of the true class (square-root scale)")
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"{title}\nconfusion matrix of the {cm.sum()} test images (accuracy "
                  f"{acc:.4f})", fontsize=11, y=1.0)  # y: see plot_gains
-    return _save(fig, out_png)
+    return _save(layout.fig, out_png)
 
 
 def plot_mistakes(X: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str],

@@ -6,7 +6,7 @@ forks a process as soon as the data is loaded, before the engine starts its thre
 copies only the calling thread; in a sweep's later points the earlier points' pool exists but
 idles, and the drawing processes never call into it). That process imports matplotlib and
 draws a small figure while the run compiles and trains, lays out what it can of the figures
-before their data (``prepare``: the gains figure's 20 axes and their ticks), then waits. At
+before their data (``prepare``: their axes, ticks, labels and colour bar), then waits. At
 the end, :meth:`FigureDrawer.draw` hands it the test predictions and the log and returns at
 once; the run evaluates its other splits and writes its files meanwhile, and
 :meth:`FigureDrawer.wait` collects the outcome. With two cores the drawing process forks once

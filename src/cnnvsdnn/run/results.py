@@ -13,11 +13,13 @@ from rich.table import Table
 
 from ..data import Splits
 from ..evaluation.figures import (
+    confusion_layout,
     gains_layout,
     plot_confusion,
     plot_gains,
     plot_mistakes,
     plot_training,
+    training_layout,
 )
 from ..evaluation.metrics import format_split_table, split_metrics
 from ..safe_io import atomic_write, write_text
@@ -94,17 +96,20 @@ def start_figures(drawer: FigureDrawer, run_dir: Path, data: Splits, title: str,
     (the gains curves have 20 axes): called before the engine starts its threads."""
     X_test, y_test = data.test
     classes = list(data.info.classes)
-    ready = {}  # the gains figure laid out by the drawing process while the run trains
+    ready = {}  # figures laid out by the drawing process while the run trains
 
-    def prepare():
+    def prepare():  # each drawn once without rendering: 0.1 s (training) to 0.7 s (gains)
         ready["gains"] = gains_layout(len(classes), title)
+        ready["training"] = training_layout(title)
+        ready["confusion"] = confusion_layout(classes, title)
 
     def halves(test_probs, log):
         return [[lambda: plot_gains(test_probs, y_test, classes, run_dir / GAINS, title,
                                     ready.pop("gains", None))],
-                [lambda: plot_training(log, run_dir / FIGURE, title),
+                [lambda: plot_training(log, run_dir / FIGURE, title,
+                                       ready.pop("training", None)),
                  lambda: plot_confusion(test_probs, y_test, classes, run_dir / CONFUSION,
-                                        title),
+                                        title, ready.pop("confusion", None)),
                  lambda: plot_mistakes(X_test, test_probs, y_test, classes,
                                        run_dir / MISTAKES, title)]]
 
