@@ -56,10 +56,10 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
     info, classes = data.info, list(data.info.classes)
     X_test, y_test = data.test
     test_probs = predict(X_test)  # first: the figures need only these and the log
-    atomic_write(run_dir / PREDICTIONS,
-                 lambda f: np.savez_compressed(f, probs=test_probs, labels=y_test))
     if drawer is not None:
         drawer.draw(test_probs, read_log(run_dir / LOG))
+    atomic_write(run_dir / PREDICTIONS,
+                 lambda f: np.savez_compressed(f, probs=test_probs, labels=y_test))
     splits = {}
     for name in ("train", "dev"):
         X, y = getattr(data, name)
