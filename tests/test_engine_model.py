@@ -426,6 +426,8 @@ def test_a_batch_read_from_the_uint8_rows_trains_as_the_gathered_batch(name, sha
         assert np.count_nonzero(first) > first.size // 4
     with pytest.raises(CnnvsdnnError, match="batch indices"):
         model.loss_and_grad_rows(X, np.array([0, 30]), y[:2])
+    with pytest.raises(CnnvsdnnError, match="integer"):
+        model.loss_and_grad_rows(X, np.array([0.0, 1.0]), y[:2])
     with pytest.raises(CnnvsdnnError, match="C-contiguous"):
         model.loss_and_grad_rows(X[:, ::-1], idx, y)
 

@@ -452,8 +452,7 @@ def plot_confusion(probs: np.ndarray, labels: np.ndarray, classes: list[str],
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (labels, probs.argmax(1)), 1)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    if layout is None or (layout.classes, layout.title) != (list(classes), title) \
-            or len(classes) != k:
+    if layout is None or (layout.classes, layout.title) != (list(classes), title):
         layout = ConfusionLayout(classes, title)
     ax = layout.ax
     ax.imshow(share, cmap=layout.cmap, norm=layout.norm)

@@ -116,12 +116,12 @@ class Model:
 
     def warm_up(self, X_uint8):
         """Compile (or load from numba's cache) every kernel of a training step and of
-        evaluation: a training batch of the first images of ``X_uint8`` (labels 0), and 64 of
-        them evaluated. Parameters stay as they are; ``grads`` are overwritten by the next
-        step."""
+        evaluation: a full training batch of the first images of ``X_uint8`` (repeated if
+        there are fewer; labels 0), and 64 of them evaluated. Parameters stay as they are;
+        ``grads`` are overwritten by the next step."""
         if not len(X_uint8):
             X_uint8 = np.zeros((1, *self.input_shape), np.uint8)
-        idx = np.arange(min(len(X_uint8), self.batch_size))
+        idx = np.arange(self.batch_size) % len(X_uint8)  # full: the threaded paths a step takes
         self.loss_and_grad_rows(X_uint8, idx, np.zeros(idx.size, np.int64))
         # enough images that evaluation takes its threaded paths (dense layers split along the
         # batch): compiled here, not inside the first development evaluation of the loop
@@ -184,8 +184,9 @@ class Model:
                                 "pass np.ascontiguousarray(X) once")
         X = self._check_x(X, np.uint8)
         idx = np.asarray(idx)
-        if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= len(X))):
-            raise CnnvsdnnError(f"batch indices must be a 1-D array in 0..{len(X) - 1}")
+        if idx.ndim != 1 or idx.dtype.kind not in "iu" or \
+                (idx.size and (idx.min() < 0 or idx.max() >= len(X))):
+            raise CnnvsdnnError(f"batch indices must be a 1-D integer array in 0..{len(X) - 1}")
         return X, idx
 
     def _check_x(self, x, dtype):
