@@ -376,8 +376,9 @@ def test_warm_up_changes_no_parameter_or_optimizer_state():
 @pytest.mark.parametrize("name,batch_read", [("cnn", "conv_fwd_rows"),
                                              ("dnn", "dense_fwd_split_rows")])
 def test_warm_up_takes_the_threaded_evaluation_path(name, batch_read, monkeypatch):
-    """On 2 threads, warm-up reads a training batch as the training step does (the first conv
-    layer reads it itself; other models gather it) and evaluates enough images that the
+    """On 2 threads, warm-up reads a training batch as the training step does (a first conv
+    layer, or a first dense layer split over the threads, reads it itself) and evaluates
+    enough images that the
     evaluation's own kernels (``dense_fwd_rows``) compile there, not inside the loop's first
     step or first development evaluation (a fresh install's first run would count their
     compilation there)."""
@@ -405,12 +406,13 @@ def test_a_batch_read_from_the_uint8_rows_trains_as_the_gathered_batch(name, sha
     """``loss_and_grad_rows`` (the training step's way in: a first conv layer scales and pads
     the dataset's rows itself, a first dense layer scales them in its split matmul, on every
     thread) gives the bits of gathering the batch and calling ``loss_and_grad``; every uint8
-    value occurs, indices repeat and run backwards."""
+    value occurs in the batch, indices repeat and run backwards."""
     model, _, _ = make(name, shape, batch=8)
     rng = np.random.default_rng(5)
     X = rng.permutation(np.arange(30 * int(np.prod(shape))) % 256).astype(np.uint8)
     X = X.reshape(30, *shape)
     idx, y = np.array([29, 3, 3, 17, 0, 11, 28]), rng.integers(0, 10, 7)
+    assert np.unique(X[idx]).size == 256
     # (a dense layer split over 2 threads sums in another order: compare at each count)
     for threads in (1, 2) if numba_threads() >= 2 else (1,):
         model.use_threads(set_threads(threads))
