@@ -378,10 +378,9 @@ def test_warm_up_changes_no_parameter_or_optimizer_state():
 def test_warm_up_takes_the_threaded_evaluation_path(name, batch_read, monkeypatch):
     """On 2 threads, warm-up reads a training batch as the training step does (a first conv
     layer, or a first dense layer split over the threads, reads it itself) and evaluates
-    enough images that the
-    evaluation's own kernels (``dense_fwd_rows``) compile there, not inside the loop's first
-    step or first development evaluation (a fresh install's first run would count their
-    compilation there)."""
+    enough images that the evaluation's own kernels (``dense_fwd_rows``) compile there, not
+    inside the loop's first step or first development evaluation (a fresh install's first run
+    would count their compilation there)."""
     if numba_threads() < 2:
         pytest.skip("needs 2 numba threads")
     from cnnvsdnn.engines.numba import kernels as K
