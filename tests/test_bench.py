@@ -45,6 +45,7 @@ def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
     assert {r["engine"] for r in rows} == {"numba", *PEERS}
     for r in rows:
         assert r["steps"] == 200 and r["loop_ms_per_step"] > 0 and r["process_s"] > 0
+        assert r["runs"]["loop_ms_per_step"] == [r["loop_ms_per_step"]]  # each run's figure
     ours = next(r for r in rows if r["engine"] == "numba")
     # the steps alone, timed inside the same loop, and what follows the loop
     assert 0 < ours["step_ms_in_loop"] < ours["loop_ms_per_step"]
@@ -52,9 +53,19 @@ def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
     assert "whole training runs" in res.stdout and "loop / step" in res.stdout  # all headers
 
 
+def test_e2e_repeats_short_runs_more_than_long_ones():
+    """Without --e2e-repeats, a model and input repeat until ~3 minutes of runs: a 2000-step
+    MNIST DNN (every engine once in ~30 s) 6 times, the minutes-long runs twice, never over 7."""
+    from cnnvsdnn.bench.e2e import auto_repeats
+
+    assert auto_repeats(30.0) == 6
+    assert auto_repeats(80.0) == 2 and auto_repeats(600.0) == 2
+    assert auto_repeats(1.0) == 7 and auto_repeats(0.0) == 7
+
+
 def test_bench_rejects_unknown_names(data_env):
     for args in (["--models", "foo"], ["--inputs", "7x7x7"], ["--engines", "tensorflow"],
-                 ["--pretrain", "-1"]):
+                 ["--pretrain", "-1"], ["--e2e-repeats", "0"]):
         res = run_cli(["bench", *args], data_env)
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1

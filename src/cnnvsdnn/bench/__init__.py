@@ -66,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--e2e-only", action="store_true", help="--e2e without the step timings")
     p.add_argument("--e2e-steps", type=int, default=None,
                    help="training steps of the --e2e runs (default: the study's per dataset)")
-    p.add_argument("--e2e-repeats", type=int, default=2,
-                   help="runs per engine and model, alternating engines (2)")
+    p.add_argument("--e2e-repeats", type=int, default=None,
+                   help="runs per engine, model and input, alternating engines (default: 2-7, "
+                        "as many as fit about 3 minutes of runs: more of the short ones)")
     p.add_argument("--no-verify", action="store_true",
                    help="accept dataset copies whose checksums differ (data.verify=false)")
     p.add_argument("--dev-size", type=int, default=5000,
@@ -88,8 +89,8 @@ def run(ns: argparse.Namespace) -> int:
     for e in engines:
         if e not in ENGINES:
             raise ConfigError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
-    if min(ns.steps, ns.repeats, ns.batch_size, ns.e2e_repeats, *threads) < 1 or \
-            (ns.e2e_steps is not None and ns.e2e_steps < 1) or ns.dev_size < 1:
+    if min(ns.steps, ns.repeats, ns.batch_size, *threads) < 1 or ns.dev_size < 1 or \
+            any(v is not None and v < 1 for v in (ns.e2e_steps, ns.e2e_repeats)):
         raise ConfigError("--steps, --repeats, --batch-size, --threads, --e2e-steps, "
                           "--e2e-repeats and --dev-size must be positive")
     if ns.warmup < 0 or ns.pretrain < 0:

@@ -32,6 +32,15 @@ from ..config import compose_config, model_layers
 from ..errors import CnnvsdnnError
 
 PLAIN = {"torch_fused": "plain_torch.py", "jax": "plain_jax.py"}
+# Without --e2e-repeats: repeats of a model and input until their runs took about this long
+# (at least 2, at most 7). A 2000-step MNIST DNN run takes 6-15 s, so its few-second
+# differences need more runs than the minutes-long 32x32x3 ones to outlast a noisy machine.
+AUTO_BUDGET_S, AUTO_MIN, AUTO_MAX = 180.0, 2, 7
+
+
+def auto_repeats(first_repeat_s: float) -> int:
+    """Repeats of a model and input whose first repeat (every engine once) took this long."""
+    return min(AUTO_MAX, max(AUTO_MIN, round(AUTO_BUDGET_S / max(first_repeat_s, 1e-3))))
 
 
 def _cmd(engine: str, model: str, layers: list, data, threads: int, steps: int, dev_size: int,
@@ -69,7 +78,8 @@ def _run(engine, model, layers, data, threads, steps, dev_size, out: Path) -> di
 
 def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
             peers: list[str]) -> list[dict]:
-    """Every model x input, ``ns.e2e_repeats`` runs of ours and of each peer's script."""
+    """Every model x input, ``ns.e2e_repeats`` runs of ours and of each peer's script (None:
+    as many as fit ``AUTO_BUDGET_S``, judged by the first repeat)."""
     engines = ["numba", *peers]
     rows = []
     for model in models:
@@ -79,7 +89,9 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
             steps = ns.e2e_steps or int(compose_config([f"dataset={d.dataset}"]).train.steps)
             got = {e: [] for e in engines}
             rng = random.Random(0)
-            for rep in range(ns.e2e_repeats):
+            repeats, rep = ns.e2e_repeats or AUTO_MIN, 0
+            while rep < repeats:
+                t0 = time.perf_counter()
                 for e in rng.sample(engines, len(engines)):
                     r = _run(e, model, layers, d, threads, steps, ns.dev_size,
                              tmp / f"e2e_{e}_{model}_{inp}_{rep}")
@@ -89,10 +101,14 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
                     console.print(f"  e2e {e:11s} {model:4s} {inp} threads={threads}: "
                                   f"{r['loop_ms_per_step']:7.3f} ms/step in the loop{inside}, "
                                   f"{r['process_s']:6.1f} s the whole process", highlight=False)
+                if rep == 0 and ns.e2e_repeats is None:
+                    repeats = auto_repeats(time.perf_counter() - t0)
+                rep += 1
             for e, rs in got.items():
                 rows.append({"engine": e, "model": model, "input": inp, "threads": threads,
                              "steps": steps, **{k: round(statistics.median(r[k] for r in rs), 4)
-                                                for k in rs[0]}})
+                                                for k in rs[0]},
+                             "runs": {k: [round(r[k], 4) for r in rs] for k in rs[0]}})
     return rows
 
 
