@@ -51,6 +51,13 @@ def _scale_row(src, dst):
         dst[k] = _pixel(src[k])
 
 
+@jit()
+def _block(k, nb, n):
+    """Rows (or columns) lo:hi of block k when n of them are split into nb blocks: every
+    threaded kernel splits with it, so a block's pieces of one pass line up."""
+    return k * n // nb, (k + 1) * n // nb
+
+
 @jit(parallel=True)
 def scale_u8_blocks(X, out, nb):
     """out = X / 255 in float32 over ``nb`` threads, a block of rows each: evaluation's
@@ -60,7 +67,8 @@ def scale_u8_blocks(X, out, nb):
     B = X.shape[0]
     for k in prange(nb):
         ftz_on()
-        for i in range(k * B // nb, (k + 1) * B // nb):
+        lo, hi = _block(k, nb, B)
+        for i in range(lo, hi):
             _scale_row(X[i], out[i])
     fp_restore(old)
 
@@ -74,28 +82,21 @@ def scale_u8_blocks(X, out, nb):
 # in the gradient scratch. Other strides use plain row loops with Wq = Wo.
 # Inner loops index a slice with the bare loop counter: numba then knows the index is not
 # negative and drops its wraparound branch, which otherwise blocks vectorisation (7x slower).
-@jit()
-def _pad_planar(x, xp, Z, Wp):
-    """x (H, W, C) -> interior of the zero-bordered flat planes xp (C, Hp*Wp)."""
+@jit(exact_division=True)  # (a caller of _pixel)
+def _pad_planar(x, xp, Z, Wp, pixels):
+    """x (H, W, C) -> interior of the zero-bordered flat planes xp (C, Hp*Wp); uint8 ``x``
+    as its pixel values when ``pixels`` (the first layer's batch read), float ``x`` as is."""
     H, W, C = x.shape
     for i in range(H):
         src = x[i]
         for d in range(C):
             dst = xp[d, (i + Z) * Wp + Z:]
-            for j in range(W):
-                dst[j] = src[j, d]
-
-
-@jit(exact_division=True)
-def _pad_planar_u8(x, xp, Z, Wp):
-    """_pad_planar of uint8 pixels x (H, W, C), scaled as the batch gather scales them."""
-    H, W, C = x.shape
-    for i in range(H):
-        src = x[i]
-        for d in range(C):
-            dst = xp[d, (i + Z) * Wp + Z:]
-            for j in range(W):
-                dst[j] = _pixel(src[j, d])
+            if pixels:
+                for j in range(W):
+                    dst[j] = _pixel(src[j, d])
+            else:
+                for j in range(W):
+                    dst[j] = src[j, d]
 
 
 @jit()
@@ -231,7 +232,7 @@ def conv_fwd(x, w, b, out, xp, zp, S, Z, per_sample, act, alpha):
         ftz_on()
         t = np.int64(get_thread_id())
         q = np.int64(s) if per_sample else t
-        _pad_planar(x[s], xp[q], Z, Wp)
+        _pad_planar(x[s], xp[q], Z, Wp, False)
         _conv_sample(xp[q], w, b, zp[t], out[s], S, Wp, act, alpha)
     fp_restore(old)
 
@@ -249,7 +250,7 @@ def conv_fwd_rows(X, idx, w, b, out, xp, zp, S, Z, act, alpha):
     for s in prange(B):
         ftz_on()
         t = np.int64(get_thread_id())
-        _pad_planar_u8(X[idx[s]], xp[s], Z, Wp)
+        _pad_planar(X[idx[s]], xp[s], Z, Wp, True)
         _conv_sample(xp[s], w, b, zp[t], out[s], S, Wp, act, alpha)
     fp_restore(old)
 
@@ -417,8 +418,7 @@ def dense_fwd_split_rows(X, idx, x, w, b, z, part, nb, act, alpha):
     B, N = x.shape
     for k in prange(nb):
         ftz_on()
-        r0 = k * N // nb
-        r1 = (k + 1) * N // nb
+        r0, r1 = _block(k, nb, N)
         for s in range(B):
             _scale_row(X[idx[s], r0:r1], x[s, r0:r1])
         _dense_part(x, w, part, k, nb)
@@ -432,8 +432,7 @@ def _dense_part(x, w, part, k, nb):
     """part[k] = columns r0:r1 of x (read in place) times rows r0:r1 of w: block k of nb."""
     B, N = x.shape
     M = w.shape[1]
-    r0 = k * N // nb
-    r1 = (k + 1) * N // nb
+    r0, r1 = _block(k, nb, N)
     pk = part[k, :B]
     if r1 > r0:
         _gemm(False, False, B, M, r1 - r0, x[:, r0:], N, w[r0:], M, pk, M)
@@ -466,8 +465,7 @@ def dense_fwd_rows(x, w, b, z, nb, act, alpha):
     M = w.shape[1]
     for k in prange(nb):
         ftz_on()
-        r0 = k * B // nb
-        r1 = (k + 1) * B // nb
+        r0, r1 = _block(k, nb, B)
         if r1 > r0:
             _gemm(False, False, r1 - r0, M, N, x[r0:], N, w, M, z[r0:], M)
             _bias_act_rows(z, b, r0, r1, act, alpha)
@@ -520,8 +518,7 @@ def dense_bwd_split(x, dout, out, w, dw, db, dx, dz, need_dx, nb, act, alpha):
     _dense_dz(dout, out, dz, db, act, alpha)
     for k in prange(nb):
         ftz_on()
-        r0 = k * N // nb
-        r1 = (k + 1) * N // nb
+        r0, r1 = _block(k, nb, N)
         if r1 > r0:
             _gemm(True, False, r1 - r0, M, B, x[:, r0:], N, dz, M, dw[r0:], M)
             if need_dx:
