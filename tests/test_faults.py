@@ -315,6 +315,7 @@ def test_bad_values_are_refused_before_any_work(runs, tmp_path, override, words)
     ("NUMBA_NUM_THREADS", "two", "NUMBA_NUM_THREADS='two'"),
     ("CNNVSDNN_DATA_DIR", "/etc/hostname/data", "is a file"),
     ("CNNVSDNN_MIRROR", "example.org/data", "not an http"),
+    ("CNNVSDNN_BLAS", "atlas", "CNNVSDNN_BLAS='atlas' is not one of"),
 ])
 def test_bad_environment_variables(runs, tmp_path, var, value, words):
     env = dict(runs["env"], **{var: value})

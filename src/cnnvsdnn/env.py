@@ -15,6 +15,8 @@ from .errors import ConfigError
 
 # numba's threading layers and the names that choose among them
 THREADING_LAYERS = ("default", "safe", "threadsafe", "forksafe", "tbb", "omp", "workqueue")
+# the dense layers' BLAS (engines/numba/blas.py; not imported here: it loads numba)
+BLAS_CHOICES = ("auto", "mkl", "openblas")
 
 
 def check_environment() -> None:
@@ -27,6 +29,10 @@ def check_environment() -> None:
     if layer is not None and layer.lower() not in THREADING_LAYERS:
         raise ConfigError(f"NUMBA_THREADING_LAYER={layer!r} is not one of "
                           f"{', '.join(THREADING_LAYERS)}; unset it to let cnnvsdnn choose")
+    blas = os.environ.get("CNNVSDNN_BLAS")
+    if blas is not None and blas.strip().lower() not in BLAS_CHOICES:
+        raise ConfigError(f"CNNVSDNN_BLAS={blas!r} is not one of {', '.join(BLAS_CHOICES)}; "
+                          f"unset it to let cnnvsdnn choose by CPU")
     data = os.environ.get("CNNVSDNN_DATA_DIR")
     if data:
         p = Path(data).expanduser()

@@ -5,6 +5,7 @@
 - ``model.py``: a sequential model over one flat float32 parameter buffer;
 - ``adam.py``: Adam as one fused pass over that buffer;
 - ``threads.py``: the thread plan (numba threads, BLAS threads, dense-layer split);
+- ``blas.py``: which BLAS sgemm the dense kernels call (MKL on Intel CPUs, else scipy's);
 - ``_jit.py``: the one place that says how kernels are compiled and which thread pool runs them;
 - ``fpmode.py``: denormal floats flushed to zero in every kernel, on every thread;
 - ``engine.py``: all of it behind the common engine interface (``engines/base.py``).

@@ -6,18 +6,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import Engine
+from . import blas
 from ._jit import fallback_note, threading_layer
 from .adam import Adam
 from .model import Model
-from .threads import blas_library, set_threads
+from .threads import set_threads
 
 # Bump when a change alters the numbers a run produces (summation order included): finished
 # runs record it in metrics.json, and `report` and the experiments refuse to reuse a run of
 # another revision. 1: runs made before revisions were recorded; 2: dense layers via sgemm,
 # split along their inputs, activation fused; 3: denormal floats flushed to zero in every kernel
 # (numbers change only where a denormal would have appeared); 4: evaluation splits dense layers
-# along the batch (probabilities change in the last bits; training's numbers do not).
-REVISION = 4
+# along the batch (probabilities change in the last bits; training's numbers do not); 5: the
+# dense layers' sgemm is MKL's on Intel CPUs (``blas.py``; other CPUs' numbers do not change).
+REVISION = 5
 
 
 class NumbaEngine(Engine):
@@ -56,11 +58,12 @@ class NumbaEngine(Engine):
         return self.model.layer_params()
 
     def info(self):
-        return {**super().info(), "threading_layer": threading_layer(), "blas": blas_library()}
+        return {**super().info(), "threading_layer": threading_layer(), "blas": blas.library()}
 
     def about(self):
         return (f"numba engine: {self.threads} thread{'s' * (self.threads > 1)} on the "
-                f"{threading_layer()} threading layer, BLAS {blas_library()}", fallback_note())
+                f"{threading_layer()} threading layer, BLAS {blas.library()}",
+                "; ".join(filter(None, (fallback_note(), blas.fallback_note()))) or None)
 
     def flat_params(self):
         return self.model.params

@@ -14,8 +14,10 @@ only other kernels call (``_name``) inherit the mode.
 
 import numpy as np
 from numba import get_thread_id, prange, types
-from numba.np.linalg import _BLAS
+from numba.core import cgutils
+from numba.extending import intrinsic
 
+from . import blas
 from ._jit import jit
 from .fpmode import fp_restore, ftz_on
 
@@ -341,16 +343,26 @@ def sum_samples(part, out):
 
 
 # ----------------------------------------------------------------------------- dense
-# Dense layers call BLAS's sgemm directly: the one numba's np.dot uses (scipy's OpenBLAS),
-# through numba's own helper ``numba_xxgemm`` (numba.np.linalg._BLAS, not public API: the
-# engine tests fail loudly should a numba release change it). With explicit row strides a
-# block of rows or columns of a matrix goes to BLAS in place, never copied out first. Big
-# layers split their matmuls into ``nb`` blocks over numba threads, one single-threaded BLAS
-# call each: numba's workers sleep when idle, whereas OpenBLAS's own threads spin ~0.1 s
-# after every call and take the cores from the conv kernels' workers.
-_xxgemm = _BLAS().numba_xxgemm(types.float32)
-_ALPHA_BETA = np.array([1.0, 0.0], np.float32)  # sgemm takes its scalars by reference
-_N, _T, _KIND = np.int8(ord("N")), np.int8(ord("T")), np.int8(ord("s"))
+# Dense layers call BLAS's sgemm directly, by the symbol ``cnnvsdnn_sgemm`` that ``blas.py``
+# points at the library it chose for this CPU (MKL on Intel, else scipy's) before any kernel
+# loads. With explicit row strides a block of rows or columns of a matrix goes to BLAS in
+# place, never copied out first. Big layers split their matmuls into ``nb`` blocks over numba
+# threads, one single-threaded BLAS call each: numba's workers sleep when idle, whereas
+# OpenBLAS's own threads spin ~0.1 s after every call and take the cores from the conv
+# kernels' workers.
+blas.bind()
+_sgemm = types.ExternalFunction(blas.SYMBOL, types.void(*[types.voidptr] * 13))
+_N, _T = np.int8(ord("N")), np.int8(ord("T"))
+_ONE, _ZERO = np.float32(1.0), np.float32(0.0)
+
+
+@intrinsic
+def _ref(typingctx, value):
+    """A pointer to a copy of ``value`` on the caller's stack: Fortran's sgemm takes every
+    argument by reference (no allocation, unlike a one-element array per call)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(cgutils.alloca_once_value(builder, args[0]), cgutils.voidptr_t)
+    return types.voidptr(value), codegen
 
 
 @jit()
@@ -361,8 +373,9 @@ def _gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc):
     strides, so blocks of bigger matrices need no copy. BLAS is column-major: it is asked
     for C.T = op(B).T @ op(A).T.
     """
-    _xxgemm(_KIND, _T if tb else _N, _T if ta else _N, n, m, k, _ALPHA_BETA[0:].ctypes,
-            b.ctypes, ldb, a.ctypes, lda, _ALPHA_BETA[1:].ctypes, c.ctypes, ldc)
+    _sgemm(_ref(_T if tb else _N), _ref(_T if ta else _N), _ref(np.int32(n)),
+           _ref(np.int32(m)), _ref(np.int32(k)), _ref(_ONE), b.ctypes, _ref(np.int32(ldb)),
+           a.ctypes, _ref(np.int32(lda)), _ref(_ZERO), c.ctypes, _ref(np.int32(ldc)))
 
 
 @jit()

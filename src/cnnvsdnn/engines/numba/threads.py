@@ -5,8 +5,6 @@ the model's layers follow (``Model(..., threads=plan)`` or ``model.use_threads(p
 many numba threads a big dense layer is split over, and when a matmul gets BLAS's threads.
 """
 
-from pathlib import Path
-
 import numba
 import scipy.linalg.cython_blas  # noqa: F401  numba's BLAS calls go to it: load it before limiting
 from threadpoolctl import ThreadpoolController, threadpool_limits
@@ -58,18 +56,6 @@ class ThreadPlan:
             for lib in self._libs:
                 lib.set_num_threads(want)
             self._now = want
-
-
-def blas_library() -> str:
-    """The BLAS the dense kernels call -- scipy's (numba reaches sgemm through
-    ``scipy.linalg.cython_blas``) -- as e.g. ``OpenBLAS 0.3.30 (Haswell kernels)``."""
-    libs = ThreadpoolController().select(user_api="blas").lib_controllers
-    for lib in sorted(libs, key=lambda c: "scipy" not in Path(c.filepath).parent.name):
-        name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(lib.internal_api,
-                                                                          lib.internal_api)
-        arch = getattr(lib, "architecture", None)
-        return f"{name} {lib.version}" + (f" ({arch} kernels)" if arch else "")
-    return "scipy's BLAS"
 
 
 def set_threads(n, blas_threads=None) -> ThreadPlan:
