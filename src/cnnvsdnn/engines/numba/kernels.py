@@ -41,8 +41,8 @@ def gather_u8(X, idx, out):
 
 @jit(exact_division=True)
 def _pixel(v):
-    """A uint8 pixel's value, v / 255 in float32: the one definition (gather, evaluation and
-    the first conv layer's own batch read all call it)."""
+    """A uint8 pixel's value, v / 255 in float32: the one definition (gather and evaluation
+    call it; the first conv layer's own batch read looks it up in ``_PIXELS``, its values)."""
     return np.float32(v) / np.float32(255.0)
 
 
@@ -84,7 +84,13 @@ def scale_u8_blocks(X, out, nb):
 # in the gradient scratch. Other strides use plain row loops with Wq = Wo.
 # Inner loops index a slice with the bare loop counter: numba then knows the index is not
 # negative and drops its wraparound branch, which otherwise blocks vectorisation (7x slower).
-@jit(exact_division=True)  # (a caller of _pixel)
+# _pixel of every uint8 value (numpy's float32 division is correctly rounded, as _pixel's):
+# the batch read's pixels are C apart in the input, a read that does not vectorise, and a
+# lookup costs less than a scalar division.
+_PIXELS = np.arange(256, dtype=np.float32) / np.float32(255.0)
+
+
+@jit()
 def _pad_planar(x, xp, Z, Wp, pixels):
     """x (H, W, C) -> interior of the zero-bordered flat planes xp (C, Hp*Wp); uint8 ``x``
     as its pixel values when ``pixels`` (the first layer's batch read), float ``x`` as is."""
@@ -94,8 +100,8 @@ def _pad_planar(x, xp, Z, Wp, pixels):
         for d in range(C):
             dst = xp[d, (i + Z) * Wp + Z:]
             if pixels:
-                for j in range(W):
-                    dst[j] = _pixel(src[j, d])
+                for j in range(W):  # (the cast types the branch for float x, never taken)
+                    dst[j] = _PIXELS[np.intp(src[j, d])]
             else:
                 for j in range(W):
                     dst[j] = src[j, d]
