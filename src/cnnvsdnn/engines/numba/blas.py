@@ -2,8 +2,8 @@
 
 - **MKL** on Intel CPUs (the ``mkl`` wheel, a dependency on Linux x86-64, run
   single-threaded: the engine splits big matmuls over its own threads). On an Intel Xeon with
-  AVX-512 it ran the engine's products (128 x K x 128, K = 392 ... 3072, one thread) 1.1-1.3x
-  faster than OpenBLAS's SkylakeX kernels.
+  AVX-512 it ran the engine's products (128 x K x 128, K = 392 ... 3072, one thread) 1.2-1.4x
+  faster than OpenBLAS's SkylakeX kernels (``python -m cnnvsdnn.bench.blas`` measures it).
 - **scipy's BLAS** everywhere else: OpenBLAS on Linux and Windows (on an AMD EPYC, MKL was not
   faster: median 1.03x over the same shapes), Accelerate in scipy's macOS arm64 wheels.
 
@@ -151,13 +151,13 @@ def bind() -> str:
 
 
 def library() -> str:
-    """The BLAS the dense kernels call, e.g. ``MKL 2026.2.0 (AVX-512 kernels)`` or
+    """The BLAS the dense kernels call, e.g. ``MKL 2026.2 (AVX-512 kernels)`` or
     ``OpenBLAS 0.3.30 (Haswell kernels)``."""
     return bind()
 
 
 def fallback_note() -> str | None:
-    """One line when an Intel CPU runs without MKL, not by request (dense layers up to 1.3x
+    """One line when an Intel CPU runs without MKL, not by request (dense layers up to 1.4x
     slower); None otherwise."""
     return note(library(), cpu_vendor(), requested())
 
@@ -165,6 +165,6 @@ def fallback_note() -> str | None:
 def note(library_name: str, vendor: str, want: str) -> str | None:
     """:func:`fallback_note` for a bound library on a CPU and a request."""
     if want == "auto" and vendor == "GenuineIntel" and not library_name.startswith("MKL"):
-        return ("dense layers run on OpenBLAS on this Intel CPU, up to 1.3x slower than on "
+        return ("dense layers run on OpenBLAS on this Intel CPU, up to 1.4x slower than on "
                 "MKL; for MKL: pip install mkl")
     return None

@@ -6,7 +6,7 @@ many numba threads a big dense layer is split over, and when a matmul gets BLAS'
 """
 
 import numba
-import scipy.linalg.cython_blas  # noqa: F401  numba's BLAS calls go to it: load it before limiting
+import scipy.linalg.cython_blas  # noqa: F401  a BLAS the kernels call (blas.py): load it before limiting
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ...errors import ConfigError
@@ -66,8 +66,9 @@ def set_threads(n, blas_threads=None) -> ThreadPlan:
     OpenBLAS's own threads spin ~0.1 s after every call and take the cores from numba's
     workers (a CNN step took 1.6x longer); on a busy machine they also stall waiting for a
     descheduled partner. ``blas_threads > 1`` gives BLAS that many threads instead, for matmuls
-    of at least ``BLAS_MIN_MACS``. Both are capped at numba's NUMBA_NUM_THREADS; numba's
-    setting applies to the calling thread (numba keeps it per thread).
+    of at least ``BLAS_MIN_MACS`` (OpenBLAS only: the engine runs MKL sequentially). Both are
+    capped at numba's NUMBA_NUM_THREADS; numba's setting applies to the calling thread (numba
+    keeps it per thread).
     """
     global _blas_limit
     top = numba.config.NUMBA_NUM_THREADS
