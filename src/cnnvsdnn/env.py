@@ -29,10 +29,7 @@ def check_environment() -> None:
     if layer is not None and layer.lower() not in THREADING_LAYERS:
         raise ConfigError(f"NUMBA_THREADING_LAYER={layer!r} is not one of "
                           f"{', '.join(THREADING_LAYERS)}; unset it to let cnnvsdnn choose")
-    blas = os.environ.get("CNNVSDNN_BLAS")
-    if blas is not None and blas.strip().lower() not in BLAS_CHOICES:
-        raise ConfigError(f"CNNVSDNN_BLAS={blas!r} is not one of {', '.join(BLAS_CHOICES)}; "
-                          f"unset it to let cnnvsdnn choose by CPU")
+    blas_request()
     data = os.environ.get("CNNVSDNN_DATA_DIR")
     if data:
         p = Path(data).expanduser()
@@ -45,3 +42,14 @@ def check_environment() -> None:
     if mirror and urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
         raise ConfigError(f"CNNVSDNN_MIRROR={mirror!r} is not an http(s):// or file:// URL; "
                           f"give the base URL that serves the official file names")
+
+
+def blas_request() -> str:
+    """``CNNVSDNN_BLAS`` (default ``auto``) as one of ``BLAS_CHOICES``; a one-line ConfigError
+    if it is none of them (``engines/numba/blas.py`` reads it through here)."""
+    raw = os.environ.get("CNNVSDNN_BLAS")
+    want = "auto" if raw is None else raw.strip().lower()
+    if want not in BLAS_CHOICES:
+        raise ConfigError(f"CNNVSDNN_BLAS={raw!r} is not one of {', '.join(BLAS_CHOICES)}; "
+                          f"unset it to let cnnvsdnn choose by CPU")
+    return want

@@ -21,7 +21,6 @@ when it is loaded, as numba's own BLAS calls do.
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 import re
 import sys
@@ -29,11 +28,10 @@ from pathlib import Path
 
 from llvmlite import binding as llvm
 
-from ...env import BLAS_CHOICES
+from ...env import blas_request
 from ...errors import ConfigError
 
 SYMBOL = "cnnvsdnn_sgemm"
-CHOICES = BLAS_CHOICES
 _MKL_SEQUENTIAL = 1  # MKL_THREADING_SEQUENTIAL, for MKL_Set_Threading_Layer
 # MKL_CBWR_* code paths (mkl_cbwr_get_auto_branch) as the instruction sets they use
 _MKL_BRANCHES = {4: "SSE2", 6: "SSSE3", 7: "SSE4.1", 8: "SSE4.2", 9: "AVX", 10: "AVX2",
@@ -43,13 +41,9 @@ _bound: str | None = None  # the library's description once bound
 
 
 def requested() -> str:
-    """``CNNVSDNN_BLAS`` (default ``auto``), checked: a one-line ConfigError if unknown (the
-    CLI checks it before anything loads: ``env.check_environment``)."""
-    want = os.environ.get("CNNVSDNN_BLAS", "auto").strip().lower()
-    if want not in CHOICES:
-        raise ConfigError(f"CNNVSDNN_BLAS={os.environ['CNNVSDNN_BLAS']!r} is not one of "
-                          f"{', '.join(CHOICES)}; unset it to let cnnvsdnn choose by CPU")
-    return want
+    """``CNNVSDNN_BLAS`` (default ``auto``), checked as the CLI checks it before anything
+    loads (``env.check_environment``)."""
+    return blas_request()
 
 
 def cpu_vendor(cpuinfo: str | None = None) -> str:
@@ -139,9 +133,11 @@ def bind() -> str:
     if _bound is None:
         import scipy.linalg.cython_blas  # noqa: F401  loaded before threadpoolctl looks
 
-        want = requested()
-        mkl = _mkl_library() if want != "openblas" else None
-        if choose(want, cpu_vendor(), mkl is not None) == "mkl":
+        want, vendor = requested(), cpu_vendor()
+        # MKL is loaded only where it may be chosen: no 15 MB library at every start elsewhere
+        maybe = want == "mkl" or (want == "auto" and vendor == "GenuineIntel")
+        mkl = _mkl_library() if maybe else None
+        if choose(want, vendor, mkl is not None) == "mkl":
             llvm.add_symbol(SYMBOL, ctypes.cast(mkl.sgemm_, ctypes.c_void_p).value)
             _bound = _describe_mkl(mkl)
         else:
