@@ -152,6 +152,39 @@ def test_numba_thread_count_does_not_change_a_bit():
         assert np.array_equal(grads, runs[0][1]) and np.array_equal(probs, runs[0][2])
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=["28x28x1", "32x32x3"])
+def test_a_filter_computes_the_same_bits_in_a_group_of_three_or_alone(shape):
+    """3x3 stride-1 filters run three at a time (one pass over the input feeds all three);
+    the rest one by one. A filter's output and gradient partials must not depend on which way
+    it ran: 4 filters (a group and one alone) against each filter in a layer of its own."""
+    from cnnvsdnn.engines.numba.model import Model
+
+    def conv(F):
+        return Model([{**CONV3, "filters": F}, RELU, FLAT, dense(10)], shape, batch_size=6,
+                     rng=np.random.default_rng(0))
+
+    rng = np.random.default_rng(3)
+    x = rng.random((6, *shape), dtype=np.float32)
+    whole = conv(4)
+    w, b = whole.layer_params()["0.conv.w"], whole.layer_params()["0.conv.b"]
+    b[...] = rng.normal(0, 0.1, 4)
+    out = whole.layers[0].forward(x, whole._train_ws[0], True)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    whole.layers[0].backward(x, out, dout, whole._train_ws[0], False)
+    # the per-sample partials (their sum over the batch is another kernel's)
+    dw, db = whole._train_ws[0]["dwp"], whole._train_ws[0]["dbp"]
+    for f in range(4):
+        one = conv(1)
+        one.layer_params()["0.conv.w"][...] = w[f:f + 1]
+        one.layer_params()["0.conv.b"][...] = b[f:f + 1]
+        o = one.layers[0].forward(x, one._train_ws[0], True)
+        assert np.array_equal(o[..., 0], out[..., f])
+        one.layers[0].backward(x, o, np.ascontiguousarray(dout[..., f:f + 1]),
+                               one._train_ws[0], False)
+        assert np.array_equal(one._train_ws[0]["dwp"][:, 0], dw[:, f])
+        assert np.array_equal(one._train_ws[0]["dbp"][:, 0], db[:, f])
+
+
 def test_set_threads_runs_repeat_exactly():
     model, x, y = make("cnn", (28, 28, 1), batch=16)
     model.use_threads(set_threads(2 if numba_threads() >= 2 else 1))
