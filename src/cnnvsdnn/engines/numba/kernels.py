@@ -123,8 +123,9 @@ def _taps3(zf, xd, w, Wp, n):
 @jit()
 def _taps3_f3(za, zb, zc, xd, wa, wb, wc, Wp, n):
     """``_taps3`` of three filters at once: each of the 9 input loads feeds 3 multiply-adds
-    instead of 1 (the loop was bound by its loads). Every output's sum is formed in the same
-    order as ``_taps3``'s, so the bits are the same."""
+    instead of 1 (the loop was bound by its loads). Every output's sum is written in the
+    same order as ``_taps3``'s; that the bits are the same is tested (a filter in a group of
+    three against the filter alone, tests/test_engine_model.py)."""
     x0, x1, x2 = xd[0:], xd[1:], xd[2:]
     x3, x4, x5 = xd[Wp:], xd[Wp + 1:], xd[Wp + 2:]
     x6, x7, x8 = xd[2 * Wp:], xd[2 * Wp + 1:], xd[2 * Wp + 2:]
@@ -172,7 +173,8 @@ def _grads3(g, xd, dw, Wp, n):
 def _grads3_f3(ga, gb, gc, xd, dwa, dwb, dwc, Wp, n):
     """``_grads3`` of three filters at once, one filter row m at a time: 3 input and 3
     gradient loads feed 9 multiply-adds (``_grads3``: 10 loads for 9), and 9 accumulators stay
-    in registers. Each accumulator sums the same products in the same order: the same bits."""
+    in registers. Each accumulator sums the same products as ``_grads3``'s, in a loop of the
+    same shape, so LLVM vectorises the sums alike: the same bits (tested as ``_taps3_f3``)."""
     for m in range(3):
         x0, x1, x2 = xd[m * Wp:], xd[m * Wp + 1:], xd[m * Wp + 2:]
         a0 = a1 = a2 = b0 = b1 = b2 = c0 = c1 = c2 = np.float32(0.0)
