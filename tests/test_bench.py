@@ -4,7 +4,10 @@ rows of issue #3; `--e2e` times whole runs of `cnnvsdnn train` and the plain pee
 from __future__ import annotations
 
 import json
+import re
+import time
 from importlib.util import find_spec
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +34,11 @@ def test_bench_writes_rows_for_each_engine(tmp_path, data_env):
     assert "trained dnn 28x28x1 5 steps" in res.stdout  # every engine starts from that state
     assert "best / ours" in res.stdout and "compile or cache load" in res.stdout
     assert "threading layer, BLAS" in res.stdout  # which layer and BLAS ours ran on
+    assert "host steal" in res.stdout  # how busy the machine was, per row
+    if Path("/proc/stat").exists():  # ... and over the whole run, where the system counts it
+        assert re.search(r"the host took \d+\.\d % of this machine's CPU time during the bench",
+                         res.stdout)
+        assert res.stdout.count("host steal while these were timed: ") == 2  # once per cell
 
 
 @pytest.mark.skipif(not PEERS, reason="no peer installed: pip install 'cnnvsdnn[bench]'")
@@ -46,6 +54,10 @@ def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
     for r in rows:
         assert r["steps"] == 200 and r["loop_ms_per_step"] > 0 and r["process_s"] > 0
         assert r["runs"]["loop_ms_per_step"] == [r["loop_ms_per_step"]]  # each run's figure
+    for r in rows:  # the host's share of each run's CPU time, where the system counts it
+        assert len(r["host_steal"]) == 1
+        if Path("/proc/stat").exists():
+            assert 0 <= r["host_steal"][0] <= 1
     ours = next(r for r in rows if r["engine"] == "numba")
     # the steps alone, timed inside the same loop, and what follows the loop
     assert 0 < ours["step_ms_in_loop"] < ours["loop_ms_per_step"]
@@ -84,3 +96,40 @@ def test_a_failing_engine_process_is_one_line_not_a_traceback(capfd):
         w.close()
     err = capfd.readouterr().err
     assert "unknown type 'bogus'" in err and "Traceback" not in err
+
+
+# /proc/stat's first lines as Linux 6.1 writes them (proc(5)): user nice system idle iowait irq
+# softirq steal guest guest_nice
+STAT = """cpu  1843652 0 99272 1001726 4245 0 5530 254561 0 0
+cpu0 909089 0 48001 514203 2524 0 2597 128258 0 0
+intr 1 2 3
+"""
+
+
+def test_host_steal_is_read_from_the_cpu_line_and_shared_over_the_time_between():
+    from cnnvsdnn.bench import host
+
+    total = 1843652 + 99272 + 1001726 + 4245 + 5530 + 254561
+    assert host.cpu_jiffies(STAT) == (total, 254561)
+    # a kernel without the steal field, or no cpu line at all: not known, never a wrong share
+    assert host.cpu_jiffies("cpu  1 2 3 4 5 6 7\n") is None
+    assert host.cpu_jiffies("intr 1 2\n") is None and host.cpu_jiffies("cpu  a b\n") is None
+    assert host.steal_share((1000, 100), (1400, 200)) == 0.25
+    assert host.steal_share(None, (1400, 200)) is None
+    assert host.steal_share((1000, 100), (1000, 100)) is None  # no time passed
+    assert host.describe(0.25) == "host took 25 % (steal)" and host.describe(None) == ""
+    assert host.warning(0.01) is None and host.warning(None) is None
+    assert "took 20 %" in host.warning(0.2)
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="no /proc/stat (not Linux)")
+def test_host_counts_this_machines_cpu_time():
+    from cnnvsdnn.bench import host
+
+    a = host.cpu_jiffies()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.2:  # 20 ticks of this CPU at 100 Hz
+        pass
+    b = host.cpu_jiffies()
+    assert a is not None and b is not None and b[0] > a[0] and b[1] >= a[1]
+    assert 0 <= host.steal_share(a, b) <= 1

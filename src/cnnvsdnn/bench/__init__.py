@@ -12,7 +12,9 @@ dataset (Adam's moments of a trained network, not zeros), on batches of that dat
 Each engine runs in a fresh process of its own per thread count, after a warm-up; the engines'
 repeats alternate (in a new random order each repeat), so all see the same machine. JIT
 compile time is reported separately, never inside a step time. ``--e2e`` also times whole
-training runs (``bench/e2e.py``).
+training runs (``bench/e2e.py``). How busy the machine was -- the load average, and the share
+of the CPU time a virtual machine's host took (``bench/host.py``) -- is printed with each cell
+and for the whole run, with a warning when the host took enough to make the ratios wander.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ..config import model_layers
 from ..errors import CnnvsdnnError, ConfigError
 from ..safe_io import check_output, write_text
 from ..ui import warn, wide_console
-from . import e2e
+from . import e2e, host
 from .data import BenchData
 from .names import ENGINES, INPUTS, NEEDS
 
@@ -107,31 +109,40 @@ def run(ns: argparse.Namespace) -> int:
     for d in data.values():
         if d.note:
             console.print(d.note, highlight=False)
-    console.print(f"load average at start: {_load()}", highlight=False)
+    console.print(f"load average at start: {host.load()}", highlight=False)
+    started = host.cpu_jiffies()
 
-    rows, e2e_rows, about = [], [], {}
+    rows, e2e_rows, about, steal = [], [], {}, {}
     with tempfile.TemporaryDirectory(prefix="cnnvsdnn-bench-") as tmp:
         if not ns.e2e_only:
             rows = _time_steps(console, ns, engines, models, inputs, threads, layer_lists,
-                               Path(tmp), about)
+                               Path(tmp), about, steal)
         if ns.e2e or ns.e2e_only:
             e2e_rows = e2e.run_all(console, models, inputs, max(threads), data, ns, Path(tmp),
                                    peers=[e for e in ("torch_fused", "jax") if e in engines])
-    console.print(f"load average at end: {_load()}", highlight=False)
+    taken = host.steal_share(started, host.cpu_jiffies())
+    console.print(f"load average at end: {host.load()}" + (
+        "" if taken is None else f"; the host took {100 * taken:.1f} % of this machine's CPU "
+                                 f"time during the bench (steal time, /proc/stat)"),
+        highlight=False)
     for line in about.values():
         console.print(line, highlight=False)
     if rows:
-        _print_table(console, rows)
+        _print_table(console, rows, steal)
     if e2e_rows:
         e2e.print_table(console, e2e_rows, rows)
     if ns.json:
         write_text(ns.json, json.dumps(rows + e2e_rows, indent=1))
         console.print(f"rows written to {ns.json}")
+    if host.warning(taken):
+        warn(host.warning(taken))
     return 0
 
 
 def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp: Path,
-                about: dict) -> list[dict]:
+                about: dict, steal: dict) -> list[dict]:
+    """Every cell's rows; ``about`` gets each engine's setup line, ``steal`` each cell's
+    (model, input, threads) share of CPU time taken by the host (None: not known)."""
     rows, states, compile_s, notes = [], {}, {}, set()
     for threads_n in threads:
         workers = {e: _Worker(e, threads_n) for e in engines}
@@ -144,7 +155,9 @@ def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp:
                                                 layer_lists[model], ns, tmp)
                     cell = {"layers": layer_lists[model], "inp": inp, "verify": not ns.no_verify,
                             "batch_size": ns.batch_size, "state": states.get(key)}
-                    for engine, r in _time_cell(workers, cell, ns).items():
+                    timed, share = _time_cell(workers, cell, ns)
+                    steal[(model, inp, threads_n)] = share
+                    for engine, r in timed.items():
                         if r["about"]:
                             about[engine] = r["about"]
                         if r["note"] and r["note"] not in notes:
@@ -157,6 +170,9 @@ def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp:
                         console.print(f"  {engine:13s} {model:4s} {inp} threads={threads_n}: "
                                       f"{r['ms']:8.3f} ms/step, {r['ips']:9.0f} eval images/s",
                                       highlight=False)
+                    if share is not None:
+                        console.print(f"  host steal while these were timed: {100 * share:.0f} % "
+                                      f"of this machine's CPU time", highlight=False)
         finally:
             for w in workers.values():
                 w.close()
@@ -182,8 +198,9 @@ def _pretrain(console, worker, key, threads_n, layers, ns, tmp: Path) -> str:
     return str(out)
 
 
-def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> dict:
-    """One model x input x threads cell on every engine: setup reply + median ms + eval img/s.
+def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> tuple[dict, float | None]:
+    """One model x input x threads cell on every engine: setup reply + median ms + eval img/s,
+    and the share of the CPU time the host took while they were timed.
 
     The engines' repeats alternate, in a fresh random order each repeat: on a shared machine
     the speed drifts by up to 2x within seconds, and alternation gives all the same
@@ -191,7 +208,7 @@ def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> dict:
     10-30x slower and heavy on the caches, is timed after them, alone.
     """
     setup = {e: w.call(op="setup", **cell) for e, w in workers.items()}
-    out = {}
+    out, before = {}, host.cpu_jiffies()
     for group in ([e for e in workers if e != "numpy"], [e for e in workers if e == "numpy"]):
         steps = {e: ns.steps if e != "numpy" else max(1, ns.steps // 10) for e in group}
         for e in group:  # the first ~0.1 s of a run can be 2x slow: page faults, thread
@@ -211,7 +228,7 @@ def _time_cell(workers: dict, cell: dict, ns: argparse.Namespace) -> dict:
         for e in group:
             out[e] = {**setup[e], "ms": statistics.median(ms[e]),
                       "ips": statistics.median(ips[e])}
-    return {e: out[e] for e in workers}
+    return {e: out[e] for e in workers}, host.steal_share(before, host.cpu_jiffies())
 
 
 class _Worker:
@@ -248,19 +265,14 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _load() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
-
-
-
-def _print_table(console, rows) -> None:
+def _print_table(console, rows, steal: dict) -> None:
     by = {(r["engine"], r["model"], r["input"], r["threads"]): r for r in rows}
     present = {r["engine"] for r in rows}
     peers = [e for e in ENGINES if e in present and e != "numba"]
     table = Table(title="ms per training step (batch 128), from a trained state; (x) = peer ms "
                         "/ ours (above 1: ours faster); best = the fastest peer")
     for col in ("model", "input", "threads", "ours ms", *[f"{p} ms" for p in peers],
-                "best peer", "best / ours", "ours eval img/s", "best eval img/s"):
+                "best peer", "best / ours", "ours eval img/s", "best eval img/s", "host steal"):
         table.add_column(col, justify="right", no_wrap=True)
     keys = sorted({(r["model"], r["input"], r["threads"]) for r in rows},
                   key=lambda k: (k[2], k[0], k[1]))
@@ -283,5 +295,6 @@ def _print_table(console, rows) -> None:
                       best["engine"] if best else "-",
                       f"{best['ms_per_step'] / nb:.2f}" if best and nb else "-",
                       f"{ours['eval_images_per_s']:.0f}" if ours else "-",
-                      "-" if best_eval is None else f"{best_eval:.0f}")
+                      "-" if best_eval is None else f"{best_eval:.0f}",
+                      "-" if steal.get(key) is None else f"{100 * steal[key]:.0f} %")
     console.print(table)

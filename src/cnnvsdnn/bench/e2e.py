@@ -11,7 +11,8 @@ For ours also the milliseconds per step spent inside the training steps themselv
 (``seconds.train_steps``): the bare step measured in the same run, so ``loop / step`` is the
 loop's own overhead (development evaluation, log, checkpoints, progress) free of the machine's
 drift between two measurements; and the seconds after the loop (``seconds.results``: final
-metrics, files and figures).
+metrics, files and figures). With each run, the share of the CPU time the host of a virtual
+machine took during it (``host.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rich.table import Table
 
 from ..config import compose_config, model_layers
 from ..errors import CnnvsdnnError
+from . import host
 
 PLAIN = {"torch_fused": "plain_torch.py", "jax": "plain_jax.py"}
 # Without --e2e-repeats: repeats of a model and input until their runs took about this long
@@ -59,9 +61,9 @@ def _run(engine, model, layers, data, threads, steps, dev_size, out: Path) -> di
     out.mkdir(parents=True, exist_ok=True)
     cmd = _cmd(engine, model, layers, data, threads, steps, dev_size,
                out / "run" if engine == "numba" else out)
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), host.cpu_jiffies()
     res = subprocess.run(cmd, env={**os.environ, **data.env}, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, steal = time.perf_counter() - t0, host.steal_share(before, host.cpu_jiffies())
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise CnnvsdnnError(f"the --e2e run of {engine} {model} failed (exit {res.returncode}): "
@@ -71,15 +73,16 @@ def _run(engine, model, layers, data, threads, steps, dev_size, out: Path) -> di
         sec, done = m["seconds"], m["steps"]
         return {"loop_ms_per_step": 1e3 * sec["train_loop"] / done, "process_s": wall,
                 "step_ms_in_loop": 1e3 * sec["train_steps"] / done,
-                "results_s": sec["results"]}
+                "results_s": sec["results"]}, steal
     r = json.loads(res.stdout.strip().splitlines()[-1])
-    return {"loop_ms_per_step": 1e3 * r["loop_s"] / r["steps"], "process_s": wall}
+    return {"loop_ms_per_step": 1e3 * r["loop_s"] / r["steps"], "process_s": wall}, steal
 
 
 def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
             peers: list[str]) -> list[dict]:
     """Every model x input, ``ns.e2e_repeats`` runs of ours and of each peer's script (None:
-    as many as fit ``AUTO_BUDGET_S``, judged by the first repeat)."""
+    as many as fit ``AUTO_BUDGET_S``, judged by the first repeat). A row's ``host_steal``
+    lists its runs' shares of CPU time taken by the host (None where not known)."""
     engines = ["numba", *peers]
     rows = []
     for model in models:
@@ -87,20 +90,23 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
             d = data[inp]
             layers = model_layers(model, d.dataset)
             steps = ns.e2e_steps or int(compose_config([f"dataset={d.dataset}"]).train.steps)
-            got = {e: [] for e in engines}
+            got, steal = {e: [] for e in engines}, {e: [] for e in engines}
             rng = random.Random(0)
             repeats, rep = ns.e2e_repeats or AUTO_MIN, 0
             while rep < repeats:
                 t0 = time.perf_counter()
                 for e in rng.sample(engines, len(engines)):
-                    r = _run(e, model, layers, d, threads, steps, ns.dev_size,
-                             tmp / f"e2e_{e}_{model}_{inp}_{rep}")
+                    r, share = _run(e, model, layers, d, threads, steps, ns.dev_size,
+                                    tmp / f"e2e_{e}_{model}_{inp}_{rep}")
                     got[e].append(r)
+                    steal[e].append(None if share is None else round(share, 4))
                     inside = (f" ({r['step_ms_in_loop']:.3f} inside the steps)"
                               if "step_ms_in_loop" in r else "")
+                    busy = "" if share is None else f", {host.describe(share)}"
                     console.print(f"  e2e {e:11s} {model:4s} {inp} threads={threads}: "
                                   f"{r['loop_ms_per_step']:7.3f} ms/step in the loop{inside}, "
-                                  f"{r['process_s']:6.1f} s the whole process", highlight=False)
+                                  f"{r['process_s']:6.1f} s the whole process{busy}",
+                                  highlight=False)
                 if rep == 0 and ns.e2e_repeats is None:
                     repeats = auto_repeats(time.perf_counter() - t0)
                 rep += 1
@@ -108,7 +114,8 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
                 rows.append({"engine": e, "model": model, "input": inp, "threads": threads,
                              "steps": steps, **{k: round(statistics.median(r[k] for r in rs), 4)
                                                 for k in rs[0]},
-                             "runs": {k: [round(r[k], 4) for r in rs] for k in rs[0]}})
+                             "runs": {k: [round(r[k], 4) for r in rs] for k in rs[0]},
+                             "host_steal": steal[e]})
     return rows
 
 
@@ -123,7 +130,8 @@ def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
                         "whole process's seconds; (x) = peer / ours")
     for col in ("model", "input", "steps", "ours loop ms", "step ms in the loop", "loop / step",
                 "bench step ms", "ours process s", "after the loop s",
-                *[f"{p} loop ms" for p in peers], *[f"{p} process s" for p in peers]):
+                *[f"{p} loop ms" for p in peers], *[f"{p} process s" for p in peers],
+                "host steal"):
         table.add_column(col, justify="right", no_wrap=True)
     for (e, model, inp), r in by.items():
         if e != "numba":
@@ -136,10 +144,14 @@ def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
                         f"({q['loop_ms_per_step'] / r['loop_ms_per_step']:.2f}x)")
             proc.append("-" if q is None else f"{q['process_s']:.1f} "
                         f"({q['process_s'] / r['process_s']:.2f}x)")
+        # the host's share over all the engines' runs of this model and input
+        shares = [v for q in rows if (q["model"], q["input"]) == (model, inp)
+                  for v in q.get("host_steal", []) if v is not None]
         table.add_row(model, inp, str(r["steps"]), f"{r['loop_ms_per_step']:.3f}",
                       f"{r['step_ms_in_loop']:.3f}",
                       f"{r['loop_ms_per_step'] / r['step_ms_in_loop']:.3f}",
                       "-" if b is None else f"{b:.3f}", f"{r['process_s']:.1f}",
-                      f"{r['results_s']:.1f}", *loop, *proc)
+                      f"{r['results_s']:.1f}", *loop, *proc,
+                      f"{100 * min(shares):.0f}-{100 * max(shares):.0f} %" if shares else "-")
     # 13 columns: into a pipe or a log, wider than the usual 200 rather than cut headers
     (console if console.is_terminal else Console(width=320)).print(table)
