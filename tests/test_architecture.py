@@ -17,7 +17,7 @@ LAYERS = [
     {"run"},
     {"config"},
     {"engines", "data", "evaluation"},
-    {"errors", "ui", "env", "safe_io", "__init__"},
+    {"errors", "ui", "env", "host", "safe_io", "__init__"},
 ]
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 

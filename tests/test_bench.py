@@ -107,7 +107,7 @@ intr 1 2 3
 
 
 def test_host_steal_is_read_from_the_cpu_line_and_shared_over_the_time_between():
-    from cnnvsdnn.bench import host
+    from cnnvsdnn import host
 
     total = 1843652 + 99272 + 1001726 + 4245 + 5530 + 254561
     assert host.cpu_jiffies(STAT) == (total, 254561)
@@ -117,14 +117,16 @@ def test_host_steal_is_read_from_the_cpu_line_and_shared_over_the_time_between()
     assert host.steal_share((1000, 100), (1400, 200)) == 0.25
     assert host.steal_share(None, (1400, 200)) is None
     assert host.steal_share((1000, 100), (1000, 100)) is None  # no time passed
-    assert host.describe(0.25) == "host took 25 % (steal)" and host.describe(None) == ""
-    assert host.warning(0.01) is None and host.warning(None) is None
-    assert "took 20 %" in host.warning(0.2)
+    assert host.describe(0.25) == "the host took 25 % of this machine's CPU time (steal)"
+    assert host.describe(None) == ""
+    from cnnvsdnn.bench import steal_warning
+
+    assert "took 20 % of its CPU time while bench ran" in steal_warning(0.2)
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="no /proc/stat (not Linux)")
 def test_host_counts_this_machines_cpu_time():
-    from cnnvsdnn.bench import host
+    from cnnvsdnn import host
 
     a = host.cpu_jiffies()
     t0 = time.perf_counter()
@@ -133,3 +135,16 @@ def test_host_counts_this_machines_cpu_time():
     b = host.cpu_jiffies()
     assert a is not None and b is not None and b[0] > a[0] and b[1] >= a[1]
     assert 0 <= host.steal_share(a, b) <= 1
+
+
+def test_a_run_slowed_by_its_host_says_so_in_its_last_line(capsys, tmp_path):
+    """``train``'s last line names the host's share of the loop's CPU time from 5 % on."""
+    from cnnvsdnn.run.results import print_summary
+
+    m = {"n": 10, "accuracy": 0.5, "f1_weighted": 0.5, "ar_weighted": 0.5}
+    seconds = {"total": 9.0, "train_loop": 6.0}
+    for share, said in ((0.2, True), (0.01, False), (None, False)):
+        print_summary("t", {"test": m}, seconds, tmp_path, share)
+        out = capsys.readouterr().out
+        assert "training loop 6.0 s" in out
+        assert ("slowed: the host took 20 % of this machine's CPU time (steal)" in out) == said

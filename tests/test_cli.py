@@ -32,6 +32,8 @@ def test_train_writes_every_file_of_the_run_directory(tmp_path, data_env, model,
                       f"engine.threads={2 if figures else 1}")
     assert res.returncode == 0, res.stderr
     assert "wall time" in res.stdout
+    steal = json.loads((run / "metrics.json").read_text())["host_steal"]  # a VM host's share
+    assert (steal is None) if not Path("/proc/stat").exists() else 0 <= steal <= 1
     for f in (".hydra/config.yaml", "config.yaml", "log.h5", "metrics.json",
               "predictions_test.npz", "params.npz", "tables.md"):
         assert (run / f).is_file(), f

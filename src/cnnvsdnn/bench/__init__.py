@@ -13,7 +13,7 @@ Each engine runs in a fresh process of its own per thread count, after a warm-up
 repeats alternate (in a new random order each repeat), so all see the same machine. JIT
 compile time is reported separately, never inside a step time. ``--e2e`` also times whole
 training runs (``bench/e2e.py``). How busy the machine was -- the load average, and the share
-of the CPU time a virtual machine's host took (``bench/host.py``) -- is printed with each cell
+of the CPU time a virtual machine's host took (``host.py``) -- is printed with each cell
 and for the whole run, with a warning when the host took enough to make the ratios wander.
 """
 
@@ -33,11 +33,12 @@ from pathlib import Path
 
 from rich.table import Table
 
+from .. import host
 from ..config import model_layers
 from ..errors import CnnvsdnnError, ConfigError
 from ..safe_io import check_output, write_text
 from ..ui import warn, wide_console
-from . import e2e, host
+from . import e2e
 from .data import BenchData
 from .names import ENGINES, INPUTS, NEEDS
 
@@ -134,9 +135,17 @@ def run(ns: argparse.Namespace) -> int:
     if ns.json:
         write_text(ns.json, json.dumps(rows + e2e_rows, indent=1))
         console.print(f"rows written to {ns.json}")
-    if host.warning(taken):
-        warn(host.warning(taken))
+    if taken is not None and taken >= host.STEAL_WARN:
+        warn(steal_warning(taken))
     return 0
+
+
+def steal_warning(share: float) -> str:
+    """What ``bench`` ends with when the host took ``host.STEAL_WARN`` or more."""
+    return (f"the host of this virtual machine took {100 * share:.0f} % of its CPU time while "
+            f"bench ran (steal time): a step split over threads then waits for a preempted "
+            f"one, unevenly across engines, so these ratios are not to be trusted; run bench "
+            f"again when the host is quiet (the 'host steal' column says which rows it hit)")
 
 
 def _time_steps(console, ns, engines, models, inputs, threads, layer_lists, tmp: Path,

@@ -12,7 +12,7 @@ For ours also the milliseconds per step spent inside the training steps themselv
 loop's own overhead (development evaluation, log, checkpoints, progress) free of the machine's
 drift between two measurements; and the seconds after the loop (``seconds.results``: final
 metrics, files and figures). With each run, the share of the CPU time the host of a virtual
-machine took during it (``host.py``).
+machine took during it (``cnnvsdnn/host.py``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .. import host
 from ..config import compose_config, model_layers
 from ..errors import CnnvsdnnError
-from . import host
 
 PLAIN = {"torch_fused": "plain_torch.py", "jax": "plain_jax.py"}
 # Without --e2e-repeats: repeats of a model and input until their runs took about this long
@@ -102,7 +102,7 @@ def run_all(console, models, inputs, threads: int, data: dict, ns, tmp: Path,
                     steal[e].append(None if share is None else round(share, 4))
                     inside = (f" ({r['step_ms_in_loop']:.3f} inside the steps)"
                               if "step_ms_in_loop" in r else "")
-                    busy = "" if share is None else f", {host.describe(share)}"
+                    busy = "" if share is None else f", host steal {100 * share:.0f} %"
                     console.print(f"  e2e {e:11s} {model:4s} {inp} threads={threads}: "
                                   f"{r['loop_ms_per_step']:7.3f} ms/step in the loop{inside}, "
                                   f"{r['process_s']:6.1f} s the whole process{busy}",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from .. import engines
+from .. import engines, host
 from ..config import validate
 from ..data import load_splits
 from ..errors import CnnvsdnnError, ConfigError, Interrupted
@@ -124,7 +124,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
         wide_console().print(about, highlight=False, soft_wrap=True)
     if slow:
         warn(slow)
-    loop_started = time.perf_counter()
+    loop_started, jiffies = time.perf_counter(), host.cpu_jiffies()
     step_s = eval_s = 0.0  # the loop's seconds inside train_step and the dev evaluation
     clock = time.perf_counter
     signals.defer()  # from here on a signal stops the loop after its step
@@ -176,6 +176,8 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
                     f"same command plus train.resume=true hydra.run.dir={run_dir}",
                     128 + signals.signum)
     loop_seconds = time.perf_counter() - loop_started
+    # a virtual machine's host taking CPU time slows the loop invisibly from the inside
+    steal = host.steal_share(jiffies, host.cpu_jiffies())
 
     # --- the result: the final parameters and their metrics on the three splits
     dev = finish_run(cfg, run_dir, data, title,
@@ -184,7 +186,8 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
                      started=started, loop_seconds=loop_seconds,
                      loop_parts={"setup": loop_started - started, "train_steps": step_s,
                                  "dev_eval": eval_s},
-                     extra={**plan.info, **engine.info()},
+                     extra={**plan.info, **engine.info(),
+                            "host_steal": None if steal is None else round(steal, 4)},
                      drawer=drawer if drawer.started else None)
     if signals.signum:
         raise Interrupted(f"{signals.name} while the results were written; they are complete: "

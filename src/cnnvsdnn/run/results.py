@@ -11,6 +11,7 @@ import numpy as np
 from omegaconf import DictConfig
 from rich.table import Table
 
+from .. import host
 from ..data import Splits
 from ..evaluation.figures import (
     confusion_layout,
@@ -86,7 +87,7 @@ def finish_run(cfg: DictConfig, run_dir: Path, data: Splits, title: str, predict
                            "shape": list(info.shape), "n_train": info.n_train,
                            "n_test": info.n_test}
     write_text(run_dir / METRICS, json.dumps(metrics, indent=1))
-    print_summary(title, splits, seconds, run_dir)
+    print_summary(title, splits, seconds, run_dir, (extra or {}).get("host_steal"))
     return splits["dev"]["accuracy"]
 
 
@@ -126,8 +127,10 @@ def tables_markdown(title: str, splits: dict, classes: list[str]) -> str:
             "\n\n## Test set per class\n\n" + format_split_table(splits["test"], classes) + "\n")
 
 
-def print_summary(title: str, splits: dict, seconds: dict, run_dir: Path) -> None:
-    """The table a user sees at the end of a run, and its wall time."""
+def print_summary(title: str, splits: dict, seconds: dict, run_dir: Path,
+                  host_steal: float | None = None) -> None:
+    """The table a user sees at the end of a run, and its wall time; with the host's share of
+    the loop's CPU time when that slowed it (``host.STEAL_WARN`` or more)."""
     table = Table(title=title)
     for col in ("split", "n", "accuracy", "F1 (weighted)", "AR (weighted)"):
         table.add_column(col, justify="right")
@@ -136,6 +139,8 @@ def print_summary(title: str, splits: dict, seconds: dict, run_dir: Path) -> Non
                       f"{m['ar_weighted']:.4f}")
     console = wide_console()
     console.print(table)
+    busy = "" if host_steal is None or host_steal < host.STEAL_WARN else \
+        f", slowed: {host.describe(host_steal)} during it"
     console.print(f"wall time {seconds['total']:.1f} s (training loop "
-                  f"{seconds['train_loop']:.1f} s); run directory {run_dir}",
+                  f"{seconds['train_loop']:.1f} s{busy}); run directory {run_dir}",
                   highlight=False, soft_wrap=True)

@@ -1,11 +1,11 @@
-"""How busy the machine was while ``bench`` timed it: the load average and, on a Linux virtual
-machine, the share of its CPU time that the host took (steal time).
+"""How busy the machine is: the load average and, on a Linux virtual machine, the share of its
+CPU time that the host took (steal time).
 
-A VM whose host preempts its vCPUs runs slower without any sign inside it but this counter: a
-step split over two threads waits whenever the other vCPU is off its core, and the engines do
-not suffer alike, so their ratios wander (the README's "A busy machine" has figures). ``bench``
-reports the share over each timed cell and over the whole run, and warns above
-``STEAL_WARN``.
+A VM whose host preempts its vCPUs runs slower without any sign inside it but this counter (its
+load average stays low): a step split over two threads waits whenever the other vCPU is off its
+core. ``train`` records the share over its loop (``metrics.json``) and names it from
+``STEAL_WARN`` on; ``bench`` reports it per timed cell and run and warns from ``STEAL_WARN`` on,
+since the engines do not suffer alike and their ratios wander (the README's "A busy machine").
 
 The steal counter is the 8th number of /proc/stat's ``cpu`` line (proc(5)); read here directly
 rather than through psutil, a new dependency for one field of one line.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-STEAL_WARN = 0.05  # from this share of stolen CPU time on, ratios are not to be trusted
+STEAL_WARN = 0.05  # from this share of stolen CPU time on, timings are not the machine's own
 _STAT = Path("/proc/stat")
 
 
@@ -48,18 +48,9 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
 
 
 def describe(share: float | None) -> str:
-    """``"host took 12 % (steal)"``, or ``""`` when not known."""
-    return "" if share is None else f"host took {100 * share:.0f} % (steal)"
-
-
-def warning(share: float | None) -> str | None:
-    """The warning ``bench`` ends with when the host took ``STEAL_WARN`` or more."""
-    if share is None or share < STEAL_WARN:
-        return None
-    return (f"the host of this virtual machine took {100 * share:.0f} % of its CPU time while "
-            f"bench ran (steal time): a step split over threads then waits for a preempted "
-            f"one, unevenly across engines, so these ratios are not to be trusted; run bench "
-            f"again when the host is quiet (the 'host steal' column says which rows it hit)")
+    """``"the host took 12 % of this machine's CPU time (steal)"``, or ``""`` when not known."""
+    return "" if share is None else \
+        f"the host took {100 * share:.0f} % of this machine's CPU time (steal)"
 
 
 def load() -> str:
