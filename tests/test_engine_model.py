@@ -345,19 +345,35 @@ def test_evaluation_split_along_the_batch_matches_numpy_twin(name, monkeypatch):
 
 
 
-def test_eval_input_evaluates_as_the_images():
-    """The loop evaluates the development split from ``eval_input`` (scaled to float32 once):
-    the same bits as evaluating the uint8 images, chunk by chunk."""
-    net = network(MODELS["cnn"], (28, 28, 1), 10)
+@pytest.mark.parametrize("name,shape", [("cnn", (28, 28, 1)), ("cnn", (32, 32, 3)),
+                                        ("cnn_deep", (32, 32, 3)), ("odd", (28, 28, 1)),
+                                        ("dnn", (28, 28, 1))])
+def test_eval_input_evaluates_as_the_images(name, shape):
+    """The loop evaluates the development split from ``eval_input``, made ready once: a model
+    whose first layer is a conv gets the images padded into that layer's planes (padding 1, 2
+    and 0 with stride 2 here), any other the images scaled to float32. Either way the same bits
+    as evaluating the uint8 images, chunk by chunk."""
+    from cnnvsdnn.engines.numba.model import PaddedPlanes
+
+    net = network(MODELS[name], shape, 10)
     eng = create("numba", net, init_params(net, np.random.default_rng(0)), AdamSettings(), 8,
                  2 if numba_threads() >= 2 else 1)
-    X = np.random.default_rng(1).integers(0, 256, (700, 28, 28, 1), dtype=np.uint8)
-    Xf = eng.eval_input(X)
-    assert Xf.dtype == np.float32 and np.array_equal(Xf, (X / 255).astype(np.float32))
+    X = np.random.default_rng(1).integers(0, 256, (700, *shape), dtype=np.uint8)
+    scaled = (X / 255).astype(np.float32)
+    Xe = eng.eval_input(X)
+    first = MODELS[name][0]
+    if first["type"] == "conv":  # the planes: channel-major, zero-bordered, values / 255
+        z, C = first["padding"], shape[2]
+        assert isinstance(Xe, PaddedPlanes) and len(Xe) == 700
+        want = np.pad(scaled.transpose(0, 3, 1, 2), ((0, 0), (0, 0), (z, z), (z, z)))
+        assert np.array_equal(Xe.data, want.reshape(700, C, -1))
+    else:
+        assert Xe.dtype == np.float32 and np.array_equal(Xe, scaled)
     try:
         for chunk in (1000, 333):
-            assert np.array_equal(eng.predict_proba(Xf, chunk=chunk),
-                                  eng.predict_proba(X, chunk=chunk))
+            probs = eng.predict_proba(X, chunk=chunk)
+            assert np.array_equal(eng.predict_proba(Xe, chunk=chunk), probs)
+            assert np.array_equal(eng.predict_proba(scaled, chunk=chunk), probs)
     finally:
         set_threads(1)
 

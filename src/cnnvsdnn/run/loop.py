@@ -110,7 +110,6 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
     # plain ints: an attribute of an OmegaConf node costs ~0.1 ms, 5 % of a step
     steps, every = plan.steps, plan.eval_every
     ckpt_every, eval_chunk = int(t.checkpoint_every), int(t.eval_chunk)
-    X_dev_eval = engine.eval_input(X_dev)  # evaluated every `every` steps
     # rows of the log gathered here and written every LOG_EVERY steps and at each checkpoint:
     # an HDF5 append costs ~3 ms, 2 % of a 2000-step MNIST DNN run if made every evaluation
     log_every = max(every, LOG_EVERY)
@@ -119,6 +118,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
     dev_rows = []  # (step, cost, accuracy) of each development evaluation
     dev_acc = float("nan")
     compiling(lambda: engine.warm_up(X_train), enabled=cfg.progress)
+    X_dev_eval = engine.eval_input(X_dev)  # evaluated every `every` steps (after compiling)
     about, slow = engine.about()  # which threading layer and BLAS; a slow fallback says so
     if about:
         wide_console().print(about, highlight=False, soft_wrap=True)

@@ -147,6 +147,22 @@ class Conv(_Fusing):
                         self.z, self.act, self.alpha)
         return out
 
+    def pad_planes(self, X):
+        """uint8 images X (N, H, W, C) / 255, each padded into its planes (N, C, Hp*Wp) as
+        the forward pass pads a sample: a split evaluated again and again is padded once
+        (:meth:`forward_planes`)."""
+        H, W, C = self.in_shape
+        planes = np.zeros((len(X), C, (H + 2 * self.z) * (W + 2 * self.z)), np.float32)
+        K.pad_planes_u8(X, planes, self.z, W + 2 * self.z)
+        return planes
+
+    def forward_planes(self, planes, ws):
+        """The evaluation forward pass of images padded by :meth:`pad_planes`."""
+        out = ws["out"][: planes.shape[0]]
+        K.conv_fwd_planes(planes, self.p["w"], self.p["b"], out, ws["zp"], self.s,
+                          self.in_shape[1] + 2 * self.z, self.act, self.alpha)
+        return out
+
     def backward(self, x, out, dout, ws, need_dx):  # x unused (None after forward_rows)
         B = dout.shape[0]
         dwp, dbp = ws["dwp"][:B], ws["dbp"][:B]
