@@ -340,8 +340,11 @@ def pad_planes_u8(X, planes, Z, Wp):
     """Every uint8 image X[s] (H, W, C) / 255 into the interior of its zero-bordered planes
     planes[s] (C, Hp*Wp): the first conv layer's padding of each sample, done once for a split
     that is evaluated again and again (``conv_fwd_planes``)."""
+    old = ftz_on()
     for s in prange(X.shape[0]):
+        ftz_on()
         _pad_planar(X[s], planes[s], Z, Wp, True)
+    fp_restore(old)
 
 
 @jit(parallel=True)
