@@ -113,11 +113,13 @@ class Conv(_Fusing):
     def __init__(self, spec, in_shape, out_shape):
         super().__init__(spec, in_shape, out_shape)
         self.k, self.z, self.s = spec["kernel"], spec["padding"], spec["stride"]
+        # the zero-bordered input planes' height and row length (see kernels.py)
+        self.hp, self.wp = self.in_shape[0] + 2 * self.z, self.in_shape[1] + 2 * self.z
 
     def workspace(self, cap, train):
         H, W, C = self.in_shape
         Ho, Wo, F = self.out_shape
-        Hp, Wp = H + 2 * self.z, W + 2 * self.z
+        Hp, Wp = self.hp, self.wp
         plane = Ho * (Wp if self.s == 1 else Wo)  # see kernels.py on the planar layout
         ws = {
             "out": np.empty((cap, Ho, Wo, F), np.float32),
@@ -151,16 +153,15 @@ class Conv(_Fusing):
         """uint8 images X (N, H, W, C) / 255, each padded into its planes (N, C, Hp*Wp) as
         the forward pass pads a sample: a split evaluated again and again is padded once
         (:meth:`forward_planes`)."""
-        H, W, C = self.in_shape
-        planes = np.zeros((len(X), C, (H + 2 * self.z) * (W + 2 * self.z)), np.float32)
-        K.pad_planes_u8(X, planes, self.z, W + 2 * self.z)
+        planes = np.zeros((len(X), self.in_shape[2], self.hp * self.wp), np.float32)
+        K.pad_planes_u8(X, planes, self.z, self.wp)
         return planes
 
     def forward_planes(self, planes, ws):
         """The evaluation forward pass of images padded by :meth:`pad_planes`."""
         out = ws["out"][: planes.shape[0]]
         K.conv_fwd_planes(planes, self.p["w"], self.p["b"], out, ws["zp"], self.s,
-                          self.in_shape[1] + 2 * self.z, self.act, self.alpha)
+                          self.wp, self.act, self.alpha)
         return out
 
     def backward(self, x, out, dout, ws, need_dx):  # x unused (None after forward_rows)
