@@ -84,27 +84,118 @@ def scale_u8_blocks(X, out, nb):
 # in the gradient scratch. Other strides use plain row loops with Wq = Wo.
 # Inner loops index a slice with the bare loop counter: numba then knows the index is not
 # negative and drops its wraparound branch, which otherwise blocks vectorisation (7x slower).
-# _pixel of every uint8 value (numpy's float32 division is correctly rounded, as _pixel's):
-# the batch read's pixels are C apart in the input, a read that does not vectorise, and a
-# lookup costs less than a scalar division.
+# Pixel-major rows (a sample's (W, C) or a conv output's (Wo, F)) and planes convert into each
+# other by strided loops. Where the stride is 3 or 1 (RGB or grey input, the study's 3 filters)
+# the row is indexed as flat memory with an unsigned 3*j + c: a constant stride LLVM turns into
+# vector shuffles (an unsigned index also has no wraparound branch), where a (W, C) row indexed
+# [j, c] stays scalar. The first conv layer's batch read then scales uint8 by a vector division
+# (_pixel's, exact); other channel counts keep scalar loops, the uint8 ones looking the pixel up
+# in _PIXELS (_pixel of every value), cheaper than a scalar division.
 _PIXELS = np.arange(256, dtype=np.float32) / np.float32(255.0)
+_U3 = np.uint64(3)
 
 
-@jit()
+@jit(exact_division=True)  # (its division must stay one, as _pixel's)
 def _pad_planar(x, xp, Z, Wp, pixels):
     """x (H, W, C) -> interior of the zero-bordered flat planes xp (C, Hp*Wp); uint8 ``x``
     as its pixel values when ``pixels`` (the first layer's batch read), float ``x`` as is."""
     H, W, C = x.shape
+    flat = x.reshape(-1)
     for i in range(H):
-        src = x[i]
-        for d in range(C):
-            dst = xp[d, (i + Z) * Wp + Z:]
-            if pixels:
-                for j in range(W):  # (the cast types the branch for float x, never taken)
-                    dst[j] = _PIXELS[np.intp(src[j, d])]
-            else:
-                for j in range(W):
-                    dst[j] = src[j, d]
+        at = (i + Z) * Wp + Z
+        row = np.uint64(i * W * C)
+        if pixels and C == 3:
+            a, b, c = xp[0, at:], xp[1, at:], xp[2, at:]
+            for j in range(W):
+                u = row + np.uint64(j) * _U3
+                a[j] = _pixel(flat[u])
+                b[j] = _pixel(flat[u + np.uint64(1)])
+                c[j] = _pixel(flat[u + np.uint64(2)])
+        elif pixels and C == 1:
+            a = xp[0, at:]
+            for j in range(W):
+                a[j] = _pixel(flat[row + np.uint64(j)])
+        else:
+            src = x[i]
+            for d in range(C):
+                dst = xp[d, at:]
+                if pixels:
+                    for j in range(W):  # (the cast types the branch for float x, never taken)
+                        dst[j] = _PIXELS[np.intp(src[j, d])]
+                else:
+                    for j in range(W):
+                        dst[j] = src[j, d]
+
+
+@jit()
+def _act_rows(z, Wq, out, act, alpha):
+    """out (Ho, Wo, F) = the activation of one sample's output planes z (F, Ho*Wq): act 0
+    none, 1 ReLU, 2 ELU(alpha). (A call per sample, not per row: a call per row, passing
+    array views, cost four times the copy itself.)"""
+    Ho, Wo, F = out.shape
+    flat = out.reshape(-1)
+    for i in range(Ho):
+        at = i * Wq
+        if F == 3:
+            za, zb, zc = z[0, at:], z[1, at:], z[2, at:]
+            row = np.uint64(i * Wo * 3)
+            for j in range(Wo):
+                u = row + np.uint64(j) * _U3
+                flat[u] = _act(za[j], act, alpha)
+                flat[u + np.uint64(1)] = _act(zb[j], act, alpha)
+                flat[u + np.uint64(2)] = _act(zc[j], act, alpha)
+        else:
+            dst = out[i]
+            for f in range(F):
+                src = z[f, at:]
+                for j in range(Wo):
+                    dst[j, f] = _act(src[j], act, alpha)
+
+
+@jit()
+def _act(v, act, alpha):
+    """One value's activation (the kernels' loops are unswitched on ``act``)."""
+    if act == 1:
+        return v if v > 0 else np.float32(0.0)
+    if act == 2:
+        return v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+    return v
+
+
+@jit()
+def _dact(g, v, act, alpha):
+    """A gradient g times the derivative of the activation whose output is v (ReLU: out > 0
+    exactly where its input is; ELU: 1, or out + alpha)."""
+    if act == 1:
+        return g if v > 0 else np.float32(0.0)  # g loaded anyway: a select, not a branch
+    if act == 2:
+        return g if v > 0 else g * (v + alpha)
+    return g
+
+
+@jit()
+def _dact_planes(g, a, dz, Wq, act, alpha):
+    """The planes dz (F, Ho*Wq) of one sample's output gradient g (Ho, Wo, F) times the
+    activation's derivative at its output a (Ho, Wo, F)."""
+    Ho, Wo, F = g.shape
+    gf, af = g.reshape(-1), a.reshape(-1)
+    for i in range(Ho):
+        at = i * Wq
+        if F == 3:
+            da, db, dc = dz[0, at:], dz[1, at:], dz[2, at:]
+            row = np.uint64(i * Wo * 3)
+            for j in range(Wo):
+                u = row + np.uint64(j) * _U3
+                u1, u2 = u + np.uint64(1), u + np.uint64(2)
+                da[j] = _dact(gf[u], af[u], act, alpha)
+                db[j] = _dact(gf[u1], af[u1], act, alpha)
+                dc[j] = _dact(gf[u2], af[u2], act, alpha)
+        else:
+            gi, ai = g[i], a[i]
+            for f in range(F):
+                dst = dz[f, at:]
+                for j in range(Wo):
+                    dst[j] = _dact(gi[j, f], ai[j, f], act, alpha)
 
 
 @jit()
@@ -366,21 +457,7 @@ def _conv_sample(xq, w, b, z, out, S, Wp, act, alpha):
     Ho, Wo, F = out.shape
     Wq = Wp if S == 1 else Wo
     _conv_one(xq, w, b, z, S, Wp, Ho, Wo)
-    for i in range(Ho):
-        dst = out[i]
-        for f in range(F):
-            src = z[f, i * Wq:]
-            if act == 0:
-                for j in range(Wo):
-                    dst[j, f] = src[j]
-            elif act == 1:
-                for j in range(Wo):
-                    v = src[j]
-                    dst[j, f] = v if v > 0 else np.float32(0.0)
-            else:
-                for j in range(Wo):
-                    v = src[j]
-                    dst[j, f] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+    _act_rows(z, Wq, out, act, alpha)
 
 
 @jit(parallel=True)
@@ -402,23 +479,7 @@ def conv_bwd(dout, out, w, xp, dzp, dxp, dwp, dbp, dx, S, Z, need_dx, act, alpha
     for s in prange(B):
         ftz_on()
         t = np.int64(get_thread_id())
-        for i in range(Ho):
-            src = dout[s, i]
-            a = out[s, i]
-            for f in range(F):
-                dst = dzp[t, f, i * Wq:]
-                if act == 0:
-                    for j in range(Wo):
-                        dst[j] = src[j, f]
-                elif act == 1:
-                    for j in range(Wo):
-                        g = src[j, f]  # loaded unconditionally: a select, not a branch that
-                        dst[j] = g if a[j, f] > 0 else np.float32(0.0)  # mispredicts half
-                else:
-                    for j in range(Wo):
-                        g = src[j, f]
-                        v = a[j, f]
-                        dst[j] = g if v > 0 else g * (v + alpha)
+        _dact_planes(dout[s], out[s], dzp[t], Wq, act, alpha)
         _conv_grads_one(xp[s], dzp[t], dwp[s], dbp[s], S, Wp, Ho, Wo)
         if need_dx:
             _conv_dx_one(w, dzp[t], dxp[t], S, Wp, Ho, Wo)
