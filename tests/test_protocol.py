@@ -288,6 +288,26 @@ def test_same_epoch_fills_the_last_batch_from_the_same_epochs_order(n, b):
         np.testing.assert_array_equal(next(new), next(old))
 
 
+@pytest.mark.parametrize("last", ["next_epoch", "same_epoch", "smaller"])
+def test_batch_labels_are_the_labels_of_the_batch(last):
+    """The loop takes each batch's labels from the epoch's labels put in order once (a slice,
+    not a gather over the training set): the same labels, batch for batch, across epoch ends,
+    and after a checkpoint's state is loaded; the indices are those the order draws alone."""
+    labels = np.random.default_rng(2).integers(0, 10, 23)
+    a = BatchOrder(23, 5, np.random.default_rng(3), last=last, labels=labels)
+    plain = BatchOrder(23, 5, np.random.default_rng(3), last=last)
+    for _ in range(12):
+        idx, y = a.next_with_labels()
+        np.testing.assert_array_equal(idx, next(plain))
+        np.testing.assert_array_equal(y, labels[idx])
+    b = BatchOrder(23, 5, np.random.default_rng(99), last=last, labels=labels)
+    b.load(**{k: (v.copy() if k == "order" else v) for k, v in a.state().items()})
+    for _ in range(12):
+        (ia, ya), (ib, yb) = a.next_with_labels(), b.next_with_labels()
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(yb, labels[ib])
+
+
 def test_same_epoch_order_resumes_from_its_state():
     a = BatchOrder(50, 16, np.random.default_rng(4), last="same_epoch")
     for _ in range(5):

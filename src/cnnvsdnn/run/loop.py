@@ -79,7 +79,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
     engine = engines.create(cfg.engine.name, net, params, plan.adam, plan.batch_size, threads,
                             **plan.engine_options)
     batches = BatchOrder(y_train.size, plan.batch_size, np.random.default_rng(order_seq),
-                         last=plan.last_batch)
+                         last=plan.last_batch, labels=y_train)
     first = 1
     # killed before its first checkpoint: a resume starts again from step 0 in the same directory
     if t.resume and (run_dir / CHECKPOINT).exists():  # continue where the checkpoint left off
@@ -136,9 +136,9 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
             TrainingProgress(steps, title, enabled=cfg.progress, start=first - 1) as bar:
         log.truncate_after(first - 1)  # rows past the checkpoint are redone
         for step in range(first, steps + 1):
-            idx = next(batches)
+            idx, labels = batches.next_with_labels()
             t0 = clock()
-            cost, acc = engine.train_step(X_train, idx, y_train[idx])
+            cost, acc = engine.train_step(X_train, idx, labels)
             step_s += clock() - t0
             costs.append(cost)
             accs.append(acc)
