@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import time
 from importlib.util import find_spec
 from pathlib import Path
@@ -61,8 +62,31 @@ def test_bench_e2e_times_train_and_the_plain_scripts(tmp_path, data_env):
     ours = next(r for r in rows if r["engine"] == "numba")
     # the steps alone, timed inside the same loop, and what follows the loop
     assert 0 < ours["step_ms_in_loop"] < ours["loop_ms_per_step"]
+    assert ours["loop_over_steps"] == pytest.approx(
+        ours["loop_ms_per_step"] / ours["step_ms_in_loop"], rel=1e-3)  # one run
     assert 0 < ours["results_s"] < ours["process_s"]
     assert "whole training runs" in res.stdout and "loop / step" in res.stdout  # all headers
+
+
+def test_e2e_table_gives_the_median_of_each_runs_own_loop_over_steps(capsys):
+    """Loop / step compares a run's loop with the steps timed inside that same loop: the
+    table's figure is the median of the runs' ratios, not the ratio of the two medians (which
+    may come from two runs on a machine that changed between them)."""
+    from rich.console import Console
+
+    from cnnvsdnn.bench.e2e import print_table
+
+    loop, steps = [1.0, 2.0, 1.6], [0.8, 1.9, 1.2]  # own ratios 1.25, 1.05, 1.33
+    runs = {"loop_ms_per_step": loop, "step_ms_in_loop": steps,
+            "loop_over_steps": [a / b for a, b in zip(loop, steps)],
+            "process_s": [5.0, 6.0, 7.0], "results_s": [1.0, 1.0, 1.0]}
+    row = {"engine": "numba", "model": "dnn", "input": "28x28x1", "threads": 2, "steps": 100,
+           **{k: statistics.median(v) for k, v in runs.items()}, "runs": runs,
+           "host_steal": [0.0, 0.0, 0.0]}
+    print_table(Console(width=320), [row], [])
+    cells = [c.strip() for c in capsys.readouterr().out.split("│")]
+    assert "1.250" in cells  # the median run's own ratio
+    assert "1.333" not in cells  # median loop 1.6 / median steps 1.2, from two runs
 
 
 def test_e2e_repeats_short_runs_more_than_long_ones():

@@ -305,6 +305,7 @@ def test_batch_labels_are_the_labels_of_the_batch(last):
     for _ in range(12):
         (ia, ya), (ib, yb) = a.next_with_labels(), b.next_with_labels()
         np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(ya, yb)
         np.testing.assert_array_equal(yb, labels[ib])
 
 

@@ -10,9 +10,10 @@ the same loop) and the whole process's seconds (imports, data, compilation, fina
 For ours also the milliseconds per step spent inside the training steps themselves
 (``seconds.train_steps``): the bare step measured in the same run, so ``loop / step`` is the
 loop's own overhead (development evaluation, log, checkpoints, progress) free of the machine's
-drift between two measurements; and the seconds after the loop (``seconds.results``: final
-metrics, files and figures). With each run, the share of the CPU time the host of a virtual
-machine took during it (``cnnvsdnn/host.py``).
+drift between two measurements (the table gives the median of the runs' own ratios, never a
+ratio of two medians, which may come from two runs); and the seconds after the loop
+(``seconds.results``: final metrics, files and figures). With each run, the share of the CPU
+time the host of a virtual machine took during it (``cnnvsdnn/host.py``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def _run(engine, model, layers, data, threads, steps, dev_size, out: Path) -> di
         sec, done = m["seconds"], m["steps"]
         return {"loop_ms_per_step": 1e3 * sec["train_loop"] / done, "process_s": wall,
                 "step_ms_in_loop": 1e3 * sec["train_steps"] / done,
+                "loop_over_steps": sec["train_loop"] / sec["train_steps"],
                 "results_s": sec["results"]}, steal
     r = json.loads(res.stdout.strip().splitlines()[-1])
     return {"loop_ms_per_step": 1e3 * r["loop_s"] / r["steps"], "process_s": wall}, steal
@@ -149,7 +151,7 @@ def print_table(console, rows: list[dict], step_rows: list[dict]) -> None:
                   for v in q.get("host_steal", []) if v is not None]
         table.add_row(model, inp, str(r["steps"]), f"{r['loop_ms_per_step']:.3f}",
                       f"{r['step_ms_in_loop']:.3f}",
-                      f"{r['loop_ms_per_step'] / r['step_ms_in_loop']:.3f}",
+                      f"{r['loop_over_steps']:.3f}",
                       "-" if b is None else f"{b:.3f}", f"{r['process_s']:.1f}",
                       f"{r['results_s']:.1f}", *loop, *proc,
                       f"{100 * min(shares):.0f}-{100 * max(shares):.0f} %" if shares else "-")
