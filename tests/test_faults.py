@@ -130,6 +130,23 @@ def test_checkpoint_with_non_finite_parameters_is_not_resumed(runs, tmp_path):
     one_line(resume(run, runs["env"]), 2, "not finite")
 
 
+@pytest.mark.parametrize("order", ["out of range", "floats"])
+def test_checkpoint_whose_batch_order_does_not_fit_the_data_is_refused(runs, tmp_path, order):
+    """The batch order indexes the training labels when it is loaded (the labels in epoch
+    order): an order from another dataset, or damaged, is a one-line error, not a traceback."""
+    run = copy(runs, "interrupted", tmp_path)
+    with np.load(run / "checkpoint.npz") as z:
+        ck = {k: z[k] for k in z.files}
+    ck["order"] = ck["order"] + 10**6 if order == "out of range" else ck["order"] + 0.5
+    np.savez(run / "checkpoint.npz", **ck)
+    def kept(snap):  # what a resume continues from (the config's record is rewritten)
+        return {k: snap[k] for k in ("checkpoint.npz", "log.h5")}
+
+    before = kept(snapshot(run))
+    one_line(resume(run, runs["env"]), 2, "checkpoint.npz", "does not fit")
+    assert kept(snapshot(run)) == before
+
+
 def test_divergence_never_checkpoints_non_finite_parameters(runs, tmp_path):
     """Checkpoints every 2 steps, finiteness of the cost alone checked every step."""
     run = tmp_path / "run"

@@ -92,7 +92,7 @@ def _train(cfg: DictConfig, run_dir: Path, signals: _Signals, drawer: FigureDraw
         try:
             engine.load_state(ckpt["engine_state"])
             batches.load(ckpt["order"], ckpt["pos"], ckpt["rng_state"])
-        except (KeyError, ValueError, TypeError, CnnvsdnnError) as ex:
+        except (KeyError, ValueError, TypeError, IndexError, CnnvsdnnError) as ex:
             raise ConfigError(f"{run_dir / CHECKPOINT} does not fit this run ({ex}); train it "
                               f"again in another hydra.run.dir") from None
         if not engine.finite():
