@@ -139,6 +139,7 @@ def test_checkpoint_whose_batch_order_does_not_fit_the_data_is_refused(runs, tmp
         ck = {k: z[k] for k in z.files}
     ck["order"] = ck["order"] + 10**6 if order == "out of range" else ck["order"] + 0.5
     np.savez(run / "checkpoint.npz", **ck)
+
     def kept(snap):  # what a resume continues from (the config's record is rewritten)
         return {k: snap[k] for k in ("checkpoint.npz", "log.h5")}
 
