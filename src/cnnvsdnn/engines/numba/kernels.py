@@ -780,12 +780,12 @@ def avgpool_bwd(dout, dx, P, S):
 
 
 # ----------------------------------------------------------------------------- activations
+# (each by _act's or _dact's formula, the one the conv kernels apply)
 @jit()
 def relu_fwd(x, out):
     old = ftz_on()
     for i in range(x.shape[0]):
-        v = x[i]
-        out[i] = v if v > 0 else np.float32(0.0)
+        out[i] = _act(x[i], 1, np.float32(0.0))
     fp_restore(old)
 
 
@@ -793,8 +793,7 @@ def relu_fwd(x, out):
 def relu_bwd(x, dout, dx):
     old = ftz_on()
     for i in range(x.shape[0]):
-        g = dout[i]  # loaded unconditionally: a select, not a mispredicted branch
-        dx[i] = g if x[i] > 0 else np.float32(0.0)
+        dx[i] = _dact(dout[i], x[i], 1, np.float32(0.0))
     fp_restore(old)
 
 
@@ -802,8 +801,7 @@ def relu_bwd(x, dout, dx):
 def elu_fwd(x, out, alpha):
     old = ftz_on()
     for i in range(x.shape[0]):
-        v = x[i]
-        out[i] = v if v > 0 else alpha * (np.exp(v) - np.float32(1.0))
+        out[i] = _act(x[i], 2, alpha)
     fp_restore(old)
 
 
